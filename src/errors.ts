@@ -1,0 +1,102 @@
+/**
+ * Every error hushpay raises on purpose is one of these classes, each with a stable `code`.
+ *
+ * Rules (STYLE.md practice 15, and the card-data standard):
+ * - Messages carry numbers (lengths, offsets, counts), never payload bytes, digits or card data.
+ * - Codes are stable: API clients, logs and metrics key on them. `test/errors.test.ts` checks
+ *   that every code is documented in README.md.
+ */
+
+export abstract class HushpayError extends Error {
+  abstract readonly code: string;
+
+  constructor(message: string) {
+    super(message);
+    this.name = new.target.name;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Media: untrusted packets and files. Parsers throw these; the socket edge counts and drops them.
+// ---------------------------------------------------------------------------------------------
+
+/** Base for everything a media parser rejects; `reason` names the rule that failed. */
+export abstract class MediaParseError extends HushpayError {}
+
+/** An RTP packet shorter than its fixed 12-byte header (RFC 3550 §5.1). */
+export class RtpHeaderTooShortError extends MediaParseError {
+  readonly code = 'HP_ERR_RTP_HEADER_TOO_SHORT';
+  constructor(readonly length: number) {
+    super(`RTP packet has ${length} bytes, fewer than the 12-byte fixed header`);
+  }
+}
+
+/** RTP version field other than 2. */
+export class RtpBadVersionError extends MediaParseError {
+  readonly code = 'HP_ERR_RTP_BAD_VERSION';
+  constructor(readonly version: number) {
+    super(`RTP version ${version}, expected 2`);
+  }
+}
+
+/** The CSRC list (CC × 4 bytes) runs past the end of the packet. */
+export class RtpCsrcOverrunError extends MediaParseError {
+  readonly code = 'HP_ERR_RTP_CSRC_OVERRUN';
+  constructor(readonly csrcCount: number, readonly length: number) {
+    super(`RTP CSRC count ${csrcCount} needs ${12 + 4 * csrcCount} bytes, packet has ${length}`);
+  }
+}
+
+/** The header extension (or its 4-byte preamble) runs past the end of the packet. */
+export class RtpExtensionOverrunError extends MediaParseError {
+  readonly code = 'HP_ERR_RTP_EXTENSION_OVERRUN';
+  constructor(readonly needed: number, readonly length: number) {
+    super(`RTP header extension needs ${needed} bytes, packet has ${length}`);
+  }
+}
+
+/** The padding count (last byte) is zero or larger than the payload it pads. */
+export class RtpBadPaddingError extends MediaParseError {
+  readonly code = 'HP_ERR_RTP_BAD_PADDING';
+  constructor(readonly padding: number, readonly available: number) {
+    super(`RTP padding count ${padding} with ${available} bytes after the header`);
+  }
+}
+
+/** An RFC 4733 telephone-event payload shorter than 4 bytes. */
+export class TelephoneEventTooShortError extends MediaParseError {
+  readonly code = 'HP_ERR_TELEPHONE_EVENT_TOO_SHORT';
+  constructor(readonly length: number) {
+    super(`telephone-event payload has ${length} bytes, needs 4`);
+  }
+}
+
+/** A WAV file whose header does not describe its contents, or that hushpay cannot read. */
+export class WavFormatError extends MediaParseError {
+  readonly code = 'HP_ERR_WAV_FORMAT';
+  constructor(readonly reason: string) {
+    super(`WAV: ${reason}`);
+  }
+}
+
+/** A request the caller made that the media code cannot honour (bad option, bad size). */
+export class MediaConfigError extends HushpayError {
+  readonly code = 'HP_ERR_MEDIA_CONFIG';
+  constructor(readonly reason: string) {
+    super(reason);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Lifecycle
+// ---------------------------------------------------------------------------------------------
+
+/** An operation on an object that has already been closed. */
+export class InvalidStateError extends HushpayError {
+  readonly code = 'HP_ERR_INVALID_STATE';
+}
+
+/** A command-line usage mistake; the CLI prints the message and exits with status 2. */
+export class UsageError extends HushpayError {
+  readonly code = 'HP_ERR_USAGE';
+}
