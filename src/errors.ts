@@ -26,64 +26,86 @@ export abstract class MediaParseError extends HushpayError {}
 /** An RTP packet shorter than its fixed 12-byte header (RFC 3550 §5.1). */
 export class RtpHeaderTooShortError extends MediaParseError {
   readonly code = 'HP_ERR_RTP_HEADER_TOO_SHORT';
-  constructor(readonly length: number) {
+  readonly length: number;
+  constructor(length: number) {
     super(`RTP packet has ${length} bytes, fewer than the 12-byte fixed header`);
+    this.length = length;
   }
 }
 
 /** RTP version field other than 2. */
 export class RtpBadVersionError extends MediaParseError {
   readonly code = 'HP_ERR_RTP_BAD_VERSION';
-  constructor(readonly version: number) {
+  readonly version: number;
+  constructor(version: number) {
     super(`RTP version ${version}, expected 2`);
+    this.version = version;
   }
 }
 
 /** The CSRC list (CC × 4 bytes) runs past the end of the packet. */
 export class RtpCsrcOverrunError extends MediaParseError {
   readonly code = 'HP_ERR_RTP_CSRC_OVERRUN';
-  constructor(readonly csrcCount: number, readonly length: number) {
+  readonly csrcCount: number;
+  readonly length: number;
+  constructor(csrcCount: number, length: number) {
     super(`RTP CSRC count ${csrcCount} needs ${12 + 4 * csrcCount} bytes, packet has ${length}`);
+    this.csrcCount = csrcCount;
+    this.length = length;
   }
 }
 
 /** The header extension (or its 4-byte preamble) runs past the end of the packet. */
 export class RtpExtensionOverrunError extends MediaParseError {
   readonly code = 'HP_ERR_RTP_EXTENSION_OVERRUN';
-  constructor(readonly needed: number, readonly length: number) {
+  readonly needed: number;
+  readonly length: number;
+  constructor(needed: number, length: number) {
     super(`RTP header extension needs ${needed} bytes, packet has ${length}`);
+    this.needed = needed;
+    this.length = length;
   }
 }
 
 /** The padding count (last byte) is zero or larger than the payload it pads. */
 export class RtpBadPaddingError extends MediaParseError {
   readonly code = 'HP_ERR_RTP_BAD_PADDING';
-  constructor(readonly padding: number, readonly available: number) {
+  readonly padding: number;
+  readonly available: number;
+  constructor(padding: number, available: number) {
     super(`RTP padding count ${padding} with ${available} bytes after the header`);
+    this.padding = padding;
+    this.available = available;
   }
 }
 
 /** An RFC 4733 telephone-event payload shorter than 4 bytes. */
 export class TelephoneEventTooShortError extends MediaParseError {
   readonly code = 'HP_ERR_TELEPHONE_EVENT_TOO_SHORT';
-  constructor(readonly length: number) {
+  readonly length: number;
+  constructor(length: number) {
     super(`telephone-event payload has ${length} bytes, needs 4`);
+    this.length = length;
   }
 }
 
 /** A WAV file whose header does not describe its contents, or that hushpay cannot read. */
 export class WavFormatError extends MediaParseError {
   readonly code = 'HP_ERR_WAV_FORMAT';
-  constructor(readonly reason: string) {
+  readonly reason: string;
+  constructor(reason: string) {
     super(`WAV: ${reason}`);
+    this.reason = reason;
   }
 }
 
 /** A request the caller made that the media code cannot honour (bad option, bad size). */
 export class MediaConfigError extends HushpayError {
   readonly code = 'HP_ERR_MEDIA_CONFIG';
-  constructor(readonly reason: string) {
+  readonly reason: string;
+  constructor(reason: string) {
     super(reason);
+    this.reason = reason;
   }
 }
 
