@@ -1,0 +1,223 @@
+/**
+ * The mask detector: "is there a DTMF-like dual tone in this window?", asked every 5 ms of two
+ * windows, more leniently than any decoder we know asks it (masking-notes.md §3).
+ *
+ * - Detector A, 40 ms window: the window multimon-ng itself uses, with a lower energy-ratio bar
+ *   (0.40 with a ±3.5 % frequency grid, against multimon-ng's 0.40 at nominal frequencies) and
+ *   a lower purity bar (6 dB against its 10 dB).
+ * - Detector B, 20 ms window: catches short tones in noise, where a 40 ms window can never
+ *   reach a high energy ratio.
+ *
+ * It does not name digits: a confirmation hands the tone pair to the tracker, which decides
+ * exactly which samples to mask, and whose tone segments the digit classifier later judges.
+ */
+
+import {
+  BIN_COUNT,
+  FilterBank,
+  NOMINAL_OFFSET,
+  OFFSET_COUNT,
+  SUB_BLOCK_SAMPLES,
+  sinusoidEnergy,
+} from './filterbank.ts';
+import { dbm0ToPower } from './frequencies.ts';
+
+export interface WindowRule {
+  readonly name: 'A' | 'B';
+  /** Window length in sub-blocks. */
+  readonly subBlocks: number;
+  /** Minimum (low-tone energy + high-tone energy) / window energy. */
+  readonly minPairRatio: number;
+  /** Peak must be this many dB above each other nominal tone of its group. */
+  readonly minPurityDb: number;
+  /** Peak must be this many dB above anything within ±3.5 % of the group's other tones (0 = off). */
+  readonly minWidePurityDb: number;
+  /** Largest accepted |high − low| level difference, dB. */
+  readonly maxTwistDb: number;
+  /** Weakest accepted tone, dBm0. multimon-ng decodes −70 dBm0 tones in digital silence. */
+  readonly minToneLevelDbm0: number;
+}
+
+export const DETECTOR_A: WindowRule = {
+  name: 'A',
+  subBlocks: 8,
+  minPairRatio: 0.4,
+  minPurityDb: 6,
+  minWidePurityDb: 5,
+  maxTwistDb: 10,
+  minToneLevelDbm0: -80,
+};
+
+export const DETECTOR_B: WindowRule = {
+  name: 'B',
+  subBlocks: 4,
+  minPairRatio: 0.8,
+  minPurityDb: 6,
+  minWidePurityDb: 0,
+  maxTwistDb: 10,
+  minToneLevelDbm0: -80,
+};
+
+/** What a window that passed a rule found. */
+export interface PairCandidate {
+  readonly rule: WindowRule;
+  /** Peak bins (0–55) of the low and high group. */
+  readonly lowBin: number;
+  readonly highBin: number;
+  /** Tone indices: 0–3 low group, 4–7 high group. */
+  readonly lowTone: number;
+  readonly highTone: number;
+  readonly pairRatio: number;
+}
+
+/**
+ * Window sums kept by adding the newest sub-block and subtracting the one that left, so each
+ * window costs 2 additions per bin per sub-block whatever its length.
+ */
+export class SlidingWindow {
+  readonly subBlocks: number;
+  readonly re = new Float64Array(BIN_COUNT);
+  readonly im = new Float64Array(BIN_COUNT);
+  /** Sinusoid energy per bin, refreshed by `update`. */
+  readonly tone = new Float64Array(BIN_COUNT);
+  energy = 0;
+
+  constructor(subBlocks: number) {
+    this.subBlocks = subBlocks;
+  }
+
+  /** Call after `bank.push`; the window then ends at the newest sub-block. */
+  update(bank: FilterBank): void {
+    const newest = bank.count - 1;
+    const added = bank.slot(newest) * BIN_COUNT;
+    const leaving = newest - this.subBlocks;
+    const samples = this.subBlocks * SUB_BLOCK_SAMPLES;
+    if (leaving >= 0) {
+      const removed = bank.slot(leaving) * BIN_COUNT;
+      for (let bin = 0; bin < BIN_COUNT; bin++) {
+        this.re[bin] = this.re[bin]! + bank.re[added + bin]! - bank.re[removed + bin]!;
+        this.im[bin] = this.im[bin]! + bank.im[added + bin]! - bank.im[removed + bin]!;
+      }
+      this.energy += bank.energy[bank.slot(newest)]! - bank.energy[bank.slot(leaving)]!;
+    } else {
+      for (let bin = 0; bin < BIN_COUNT; bin++) {
+        this.re[bin] = this.re[bin]! + bank.re[added + bin]!;
+        this.im[bin] = this.im[bin]! + bank.im[added + bin]!;
+      }
+      this.energy += bank.energy[bank.slot(newest)]!;
+    }
+    if (this.energy < 0) this.energy = 0; // rounding after long digital silence
+    for (let bin = 0; bin < BIN_COUNT; bin++) this.tone[bin] = sinusoidEnergy(this.re[bin]!, this.im[bin]!, samples);
+  }
+}
+
+const DB_TO_POWER_RATIO = (db: number): number => 10 ** (db / 10);
+
+/** Precomputed thresholds of a rule, as power ratios. */
+interface CompiledRule {
+  readonly rule: WindowRule;
+  readonly purity: number;
+  readonly widePurity: number;
+  readonly twist: number;
+  /** Minimum sinusoid energy over the window for the weakest accepted tone. */
+  readonly minToneEnergy: number;
+}
+
+function compile(rule: WindowRule): CompiledRule {
+  return {
+    rule,
+    purity: DB_TO_POWER_RATIO(rule.minPurityDb),
+    widePurity: rule.minWidePurityDb > 0 ? DB_TO_POWER_RATIO(rule.minWidePurityDb) : 0,
+    twist: DB_TO_POWER_RATIO(rule.maxTwistDb),
+    minToneEnergy: dbm0ToPower(rule.minToneLevelDbm0) * rule.subBlocks * SUB_BLOCK_SAMPLES,
+  };
+}
+
+interface GroupPeak {
+  bin: number;
+  energy: number;
+}
+
+const scratchLow: GroupPeak = { bin: 0, energy: 0 };
+const scratchHigh: GroupPeak = { bin: 0, energy: 0 };
+
+/** The strongest bin among tones [firstTone, firstTone + 4) of a window. */
+function groupPeak(tone: Float64Array, firstTone: number, out: GroupPeak): GroupPeak {
+  let best = firstTone * OFFSET_COUNT;
+  let bestEnergy = tone[best]!;
+  const end = (firstTone + 4) * OFFSET_COUNT;
+  for (let bin = best + 1; bin < end; bin++) {
+    const e = tone[bin]!;
+    if (e > bestEnergy) {
+      bestEnergy = e;
+      best = bin;
+    }
+  }
+  out.bin = best;
+  out.energy = bestEnergy;
+  return out;
+}
+
+/** Whether the peak stands clear of the group's other three tones (nominal and, if asked, wide). */
+function pure(tone: Float64Array, firstTone: number, peak: GroupPeak, compiled: CompiledRule): boolean {
+  const peakTone = (peak.bin / OFFSET_COUNT) | 0;
+  for (let t = firstTone; t < firstTone + 4; t++) {
+    if (t === peakTone) continue;
+    const base = t * OFFSET_COUNT;
+    if (peak.energy < compiled.purity * tone[base + NOMINAL_OFFSET]!) return false;
+    if (compiled.widePurity > 0) {
+      for (let o = 0; o < OFFSET_COUNT; o++) if (peak.energy < compiled.widePurity * tone[base + o]!) return false;
+    }
+  }
+  return true;
+}
+
+/** Tests one window against one rule; returns the pair it found, or undefined. */
+export function evaluateWindow(window: SlidingWindow, compiled: CompiledRule): PairCandidate | undefined {
+  const tone = window.tone;
+  const low = groupPeak(tone, 0, scratchLow);
+  const high = groupPeak(tone, 4, scratchHigh);
+  const weaker = Math.min(low.energy, high.energy);
+  const stronger = Math.max(low.energy, high.energy);
+  if (weaker < compiled.minToneEnergy) return undefined;
+  const pairRatio = (low.energy + high.energy) / window.energy;
+  if (!(pairRatio >= compiled.rule.minPairRatio)) return undefined;
+  if (stronger > compiled.twist * weaker) return undefined;
+  if (!pure(tone, 0, low, compiled) || !pure(tone, 4, high, compiled)) return undefined;
+  return {
+    rule: compiled.rule,
+    lowBin: low.bin,
+    highBin: high.bin,
+    lowTone: (low.bin / OFFSET_COUNT) | 0,
+    highTone: (high.bin / OFFSET_COUNT) | 0,
+    pairRatio,
+  };
+}
+
+/** Both windows of the mask detector, updated and asked once per sub-block. */
+export class MaskDetector {
+  readonly long: SlidingWindow;
+  readonly short: SlidingWindow;
+  readonly #long: CompiledRule;
+  readonly #short: CompiledRule;
+
+  constructor(longRule: WindowRule = DETECTOR_A, shortRule: WindowRule = DETECTOR_B) {
+    this.long = new SlidingWindow(longRule.subBlocks);
+    this.short = new SlidingWindow(shortRule.subBlocks);
+    this.#long = compile(longRule);
+    this.#short = compile(shortRule);
+  }
+
+  /**
+   * Updates both windows with the newest sub-block and returns a confirmed pair, if either
+   * window passes. When both pass, the longer window's finer frequency estimate wins.
+   */
+  update(bank: FilterBank): PairCandidate | undefined {
+    this.long.update(bank);
+    this.short.update(bank);
+    const full = bank.count >= this.long.subBlocks;
+    const long = full ? evaluateWindow(this.long, this.#long) : undefined;
+    if (long) return long;
+    return bank.count >= this.short.subBlocks ? evaluateWindow(this.short, this.#short) : undefined;
+  }
+}

@@ -1,0 +1,316 @@
+/**
+ * The DTMF engine of one audio direction (the caller's): hears every digit and masks every
+ * DTMF-like tone on its way to the listeners.
+ *
+ *   samples ─► FilterBank ─► MaskDetector ─► ToneTracker ─► mask marks ─┐
+ *                                               └─► DigitClassifier ─► digits
+ *   samples ─► delay line (D ms) ────────────────────────────────────────┴─► renderer per listener
+ *
+ * Masking is a lookahead problem (DESIGN.md decision 1): the listeners hear the audio D ms
+ * late, so a tone can be confirmed and its extent found before its first sample leaves. One
+ * analysis serves every listener; each listener only chooses what replaces a masked tone
+ * (`flat` beep, `silence` or comfort `noise`). Samples that are not masked leave unchanged —
+ * byte for byte when the input is G.711.
+ *
+ * Pure: no sockets, no timers. Time is the sample count of the stream.
+ */
+
+import { type G711Law, decodeTable, encodeSample } from '../g711.ts';
+import { MediaConfigError } from '../../errors.ts';
+import { DigitClassifier, type InbandDigit, Q24, type Q24Rules, type ToneMeasurement } from './classifier.ts';
+import { MaskDetector } from './detector.ts';
+import { FilterBank, SUB_BLOCK_SAMPLES } from './filterbank.ts';
+import { SAMPLE_RATE_HZ } from './frequencies.ts';
+import { ComfortNoise, FLAT_BEEP_RAMP_SAMPLES, FlatBeep, rampGain } from './tones.ts';
+import { type MaskSink, ToneTracker, type ToneSegment } from './tracker.ts';
+
+export type MaskMode = 'flat' | 'silence' | 'noise';
+export const MASK_MODES: readonly MaskMode[] = ['flat', 'silence', 'noise'];
+
+export const DEFAULT_DELAY_MS = 20;
+export const MAX_DELAY_MS = 20;
+
+export interface DtmfEngineOptions {
+  /** Added latency on every masked output, ms (0–20; default 20). */
+  delayMs?: number;
+  /** One rendered output per listener, in this order. Empty: detection only. */
+  outputs?: readonly MaskMode[];
+  /** Called for every digit named in-band (internal only: never log or send its value). */
+  onDigit?: (digit: InbandDigit) => void;
+  /** Called for every tone the tracker followed (for diagnostics and tests). */
+  onTone?: (segment: ToneSegment) => void;
+  onMeasurement?: (measurement: ToneMeasurement, accepted: boolean) => void;
+  /** Called as each masked span of the stream is sent: [fromSample, toSample) of the input. */
+  onMaskedSpan?: (fromSample: number, toSample: number) => void;
+  rules?: Q24Rules;
+}
+
+/** Sub-blocks of analysis history: 40 ms windows, the delay line and the back-track. */
+const HISTORY_SUB_BLOCKS = 64;
+/** Mask marks kept ahead of and behind the output point, in sub-blocks. */
+const MASK_RING_SUB_BLOCKS = 1024;
+/** Samples the delay line holds: enough for the longest frame we split into. */
+const DELAY_RING_SAMPLES = 8192;
+const MAX_FRAME_SAMPLES = DELAY_RING_SAMPLES - 4 * SUB_BLOCK_SAMPLES - (MAX_DELAY_MS * SAMPLE_RATE_HZ) / 1000;
+
+interface Renderer {
+  readonly mode: MaskMode;
+  beep: FlatBeep;
+  noise: ComfortNoise;
+  /** Samples since the current masked run began (flat ramps). */
+  runPosition: number;
+}
+
+export interface DtmfEngineStats {
+  /** Tones the tracker followed (every one was masked). */
+  readonly masked: number;
+  /** Digits the classifier named. */
+  readonly digits: number;
+  /** Samples replaced on the outputs. */
+  readonly maskedSamples: number;
+}
+
+export class DtmfEngine implements MaskSink {
+  readonly delaySamples: number;
+  readonly #bank = new FilterBank(HISTORY_SUB_BLOCKS);
+  readonly #detector = new MaskDetector();
+  readonly #tracker: ToneTracker;
+  readonly #classifier: DigitClassifier;
+  readonly #renderers: Renderer[];
+  readonly #onTone: ((segment: ToneSegment) => void) | undefined;
+  readonly #onMaskedSpan: ((fromSample: number, toSample: number) => void) | undefined;
+  /** Start of the masked span being sent, or −1. */
+  #spanStart = -1;
+
+  /** Linear samples of the stream, by sample index modulo the ring. */
+  readonly #ring = new Int16Array(DELAY_RING_SAMPLES);
+  /** Original G.711 bytes, kept so unmasked output is byte-identical. */
+  readonly #bytes = new Uint8Array(DELAY_RING_SAMPLES);
+  /** maskMarks[j % size] === j + 1 when sub-block j is masked. */
+  readonly #maskMarks = new Int32Array(MASK_RING_SUB_BLOCKS);
+  /** Samples received, analysed (whole sub-blocks) and sent. */
+  #received = 0;
+  #analysed = 0;
+  #sent = 0;
+  #tones = 0;
+  #digits = 0;
+  #maskedSamples = 0;
+
+  constructor(options: DtmfEngineOptions = {}) {
+    const delayMs = options.delayMs ?? DEFAULT_DELAY_MS;
+    if (!(delayMs >= 0 && delayMs <= MAX_DELAY_MS)) {
+      throw new MediaConfigError(`mask delay must be 0–${MAX_DELAY_MS} ms, got ${delayMs}`);
+    }
+    this.delaySamples = Math.round((delayMs * SAMPLE_RATE_HZ) / 1000);
+    this.#onTone = options.onTone;
+    this.#onMaskedSpan = options.onMaskedSpan;
+    const onDigit = options.onDigit;
+    this.#classifier = new DigitClassifier(
+      (digit) => {
+        this.#digits++;
+        onDigit?.(digit);
+      },
+      options.rules ?? Q24,
+      options.onMeasurement,
+    );
+    this.#tracker = new ToneTracker(this.#bank, this, (segment) => {
+      this.#tones++;
+      this.#onTone?.(segment);
+      this.#classifier.segment(segment);
+    });
+    this.#renderers = (options.outputs ?? []).map((mode, i) => ({
+      mode,
+      beep: new FlatBeep(),
+      noise: new ComfortNoise(0x5eed + i),
+      runPosition: 0,
+    }));
+  }
+
+  get stats(): DtmfEngineStats {
+    return { masked: this.#tones, digits: this.#digits, maskedSamples: this.#maskedSamples };
+  }
+
+  /** Samples received so far (the stream clock). */
+  get position(): number {
+    return this.#received;
+  }
+
+  /** MaskSink: marks sub-blocks [from, to) masked, skipping what has already been sent. */
+  mask(from: number, to: number): void {
+    const first = Math.max(from, Math.floor(this.#sent / SUB_BLOCK_SAMPLES));
+    const last = Math.min(to, Math.floor(this.#received / SUB_BLOCK_SAMPLES) + MASK_RING_SUB_BLOCKS / 2);
+    for (let j = first; j < last; j++) this.#maskMarks[j % MASK_RING_SUB_BLOCKS] = j + 1;
+  }
+
+  /**
+   * Masks the samples [fromSample, toSample) whatever the detector thinks — used where a digit
+   * is known from another channel (an RFC 4733 event) and its audio must not pass.
+   */
+  forceMask(fromSample: number, toSample: number): void {
+    this.mask(Math.floor(fromSample / SUB_BLOCK_SAMPLES), Math.ceil(toSample / SUB_BLOCK_SAMPLES));
+  }
+
+  isMasked(sample: number): boolean {
+    const j = Math.floor(sample / SUB_BLOCK_SAMPLES);
+    return this.#maskMarks[j % MASK_RING_SUB_BLOCKS] === j + 1;
+  }
+
+  /**
+   * Feeds linear samples; returns, per output, the same number of samples delayed by the
+   * delay line and masked. With no outputs it only detects.
+   */
+  processLinear(samples: Int16Array): Int16Array[] {
+    const outputs = this.#renderers.map(() => new Int16Array(samples.length));
+    for (let offset = 0; offset < samples.length; offset += MAX_FRAME_SAMPLES) {
+      const part = samples.subarray(offset, Math.min(samples.length, offset + MAX_FRAME_SAMPLES));
+      this.#take(part, undefined);
+      this.#emitLinear(outputs, offset, part.length);
+    }
+    return outputs;
+  }
+
+  /** As `processLinear`, for G.711 bytes in and out; unmasked bytes pass unchanged. */
+  processG711(law: G711Law, bytes: Uint8Array): Uint8Array[] {
+    const outputs = this.#renderers.map(() => new Uint8Array(bytes.length));
+    const table = decodeTable(law);
+    const linear = new Int16Array(Math.min(bytes.length, MAX_FRAME_SAMPLES));
+    for (let offset = 0; offset < bytes.length; offset += MAX_FRAME_SAMPLES) {
+      const part = bytes.subarray(offset, Math.min(bytes.length, offset + MAX_FRAME_SAMPLES));
+      const view = linear.subarray(0, part.length);
+      for (let i = 0; i < part.length; i++) view[i] = table[part[i]!]!;
+      this.#take(view, part);
+      this.#emitG711(law, outputs, offset, part.length);
+    }
+    return outputs;
+  }
+
+  /** End of stream: judges pending tones and returns the last `delay` samples of each output. */
+  flushLinear(): Int16Array[] {
+    this.#finishAnalysis();
+    const outputs = this.#renderers.map(() => new Int16Array(this.#received - this.#sent));
+    this.#emitLinear(outputs, 0, outputs[0]?.length ?? 0, true);
+    return outputs;
+  }
+
+  flushG711(law: G711Law): Uint8Array[] {
+    this.#finishAnalysis();
+    const outputs = this.#renderers.map(() => new Uint8Array(this.#received - this.#sent));
+    this.#emitG711(law, outputs, 0, outputs[0]?.length ?? 0, true);
+    return outputs;
+  }
+
+  #finishAnalysis(): void {
+    // pad the last partial sub-block with silence so its audio is analysed too
+    const partial = this.#received - this.#analysed;
+    if (partial > 0) {
+      const pad = new Float64Array(SUB_BLOCK_SAMPLES);
+      for (let i = 0; i < partial; i++) pad[i] = this.#ring[(this.#analysed + i) % DELAY_RING_SAMPLES]!;
+      this.#bank.push(pad, 0);
+      this.#analysed += SUB_BLOCK_SAMPLES;
+      this.#tracker.step(this.#detector.update(this.#bank), Math.floor(this.#sent / SUB_BLOCK_SAMPLES));
+    }
+    this.#tracker.flush();
+    this.#classifier.flush();
+  }
+
+  #take(samples: Int16Array, bytes: Uint8Array | undefined): void {
+    for (let i = 0; i < samples.length; i++) {
+      const at = (this.#received + i) % DELAY_RING_SAMPLES;
+      this.#ring[at] = samples[i]!;
+      if (bytes) this.#bytes[at] = bytes[i]!;
+    }
+    this.#received += samples.length;
+    const block = new Int16Array(SUB_BLOCK_SAMPLES);
+    while (this.#received - this.#analysed >= SUB_BLOCK_SAMPLES) {
+      const start = this.#analysed % DELAY_RING_SAMPLES;
+      let source: Int16Array = this.#ring;
+      let offset = start;
+      if (start + SUB_BLOCK_SAMPLES > DELAY_RING_SAMPLES) {
+        for (let i = 0; i < SUB_BLOCK_SAMPLES; i++) block[i] = this.#ring[(start + i) % DELAY_RING_SAMPLES]!;
+        source = block;
+        offset = 0;
+      }
+      this.#bank.push(source, offset);
+      this.#analysed += SUB_BLOCK_SAMPLES;
+      const candidate = this.#detector.update(this.#bank);
+      this.#tracker.step(candidate, Math.floor(this.#sent / SUB_BLOCK_SAMPLES));
+      const pending = this.#classifier.pendingPair();
+      this.#classifier.advance(this.#analysed, this.#tracker.active && pending !== undefined && this.#tracker.follows(pending));
+    }
+  }
+
+  /** The next sample to send for renderer r: undefined when it passes unchanged. */
+  #render(renderer: Renderer, sample: number): number | undefined {
+    if (sample < 0) return 0; // the delay line starts out full of silence
+    if (!this.isMasked(sample)) {
+      renderer.runPosition = 0;
+      return undefined;
+    }
+    const position = renderer.runPosition++;
+    switch (renderer.mode) {
+      case 'silence':
+        return 0;
+      case 'noise':
+        return renderer.noise.next();
+      case 'flat': {
+        if (position === 0) renderer.beep.reset();
+        const remaining = SUB_BLOCK_SAMPLES - 1 - (sample % SUB_BLOCK_SAMPLES);
+        const nextMasked = this.isMasked(sample + remaining + 1);
+        const gain = rampGain(position, FLAT_BEEP_RAMP_SAMPLES) * (nextMasked ? 1 : rampGain(remaining, FLAT_BEEP_RAMP_SAMPLES));
+        return renderer.beep.next(gain);
+      }
+    }
+  }
+
+  /** Tracks masked spans for `onMaskedSpan` as samples are sent. */
+  #trace(sample: number, masked: boolean): void {
+    if (masked) {
+      if (this.#spanStart < 0) this.#spanStart = sample;
+    } else if (this.#spanStart >= 0) {
+      this.#onMaskedSpan?.(this.#spanStart, sample);
+      this.#spanStart = -1;
+    }
+  }
+
+  #emitLinear(outputs: Int16Array[], offset: number, count: number, flushing = false): void {
+    const first = flushing ? this.#sent : this.#received - this.delaySamples - count;
+    for (let i = 0; i < count; i++) {
+      const sample = first + i;
+      const original = sample >= 0 ? this.#ring[sample % DELAY_RING_SAMPLES]! : 0;
+      let replaced = false;
+      for (let r = 0; r < this.#renderers.length; r++) {
+        const value = this.#render(this.#renderers[r]!, sample);
+        if (value !== undefined && sample >= 0) replaced = true;
+        outputs[r]![offset + i] = value === undefined ? original : clamp16(value);
+      }
+      if (replaced) this.#maskedSamples++;
+      if (sample >= 0) this.#trace(sample, this.isMasked(sample));
+    }
+    this.#sent = first + count;
+    if (flushing) this.#trace(this.#sent, false);
+  }
+
+  #emitG711(law: G711Law, outputs: Uint8Array[], offset: number, count: number, flushing = false): void {
+    const first = flushing ? this.#sent : this.#received - this.delaySamples - count;
+    const silence = encodeSample(law, 0);
+    for (let i = 0; i < count; i++) {
+      const sample = first + i;
+      const original = sample >= 0 ? this.#bytes[sample % DELAY_RING_SAMPLES]! : silence;
+      let replaced = false;
+      for (let r = 0; r < this.#renderers.length; r++) {
+        const value = this.#render(this.#renderers[r]!, sample);
+        if (value !== undefined && sample >= 0) replaced = true;
+        outputs[r]![offset + i] = value === undefined ? original : encodeSample(law, value);
+      }
+      if (replaced) this.#maskedSamples++;
+      if (sample >= 0) this.#trace(sample, this.isMasked(sample));
+    }
+    this.#sent = first + count;
+    if (flushing) this.#trace(this.#sent, false);
+  }
+}
+
+function clamp16(value: number): number {
+  const rounded = Math.round(value);
+  return rounded > 32767 ? 32767 : rounded < -32768 ? -32768 : rounded;
+}
