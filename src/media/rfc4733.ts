@@ -11,6 +11,7 @@
  */
 
 import { MediaConfigError, TelephoneEventTooShortError } from '../errors.ts';
+import type { DtmfDigit } from './dtmf/frequencies.ts';
 import type { RtpPacket } from './rtp.ts';
 import { uint32Add, uint32Diff, uint32Gt } from './seq.ts';
 
@@ -82,9 +83,6 @@ export function serializeTelephoneEvent(telephoneEvent: TelephoneEvent): Uint8Ar
 // ---------------------------------------------------------------------------------------------
 // DTMF event codes (§3.2, Table 3)
 // ---------------------------------------------------------------------------------------------
-
-/** A DTMF key. (Same union as `DtmfDigit` in ./dtmf/frequencies.ts; the two are interchangeable.) */
-export type DtmfDigit = '0' | '1' | '2' | '3' | '4' | '5' | '6' | '7' | '8' | '9' | '*' | '#' | 'A' | 'B' | 'C' | 'D';
 
 /** Indexed by event code: 0–9, 10 = '*', 11 = '#', 12–15 = A–D. */
 const DIGIT_BY_EVENT: readonly DtmfDigit[] = ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9', '*', '#', 'A', 'B', 'C', 'D'];
