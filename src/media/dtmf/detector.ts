@@ -18,7 +18,6 @@ import {
   NOMINAL_OFFSET,
   OFFSET_COUNT,
   SUB_BLOCK_SAMPLES,
-  sinusoidEnergy,
 } from './filterbank.ts';
 import { dbm0ToPower } from './frequencies.ts';
 
@@ -78,7 +77,7 @@ export class SlidingWindow {
   readonly subBlocks: number;
   readonly re = new Float64Array(BIN_COUNT);
   readonly im = new Float64Array(BIN_COUNT);
-  /** Sinusoid energy per bin, refreshed by `update`. */
+  /** Sinusoid energy per bin, refreshed by `refreshTones`. */
   readonly tone = new Float64Array(BIN_COUNT);
   energy = 0;
 
@@ -91,23 +90,31 @@ export class SlidingWindow {
     const newest = bank.count - 1;
     const added = bank.slot(newest) * BIN_COUNT;
     const leaving = newest - this.subBlocks;
-    const samples = this.subBlocks * SUB_BLOCK_SAMPLES;
+    const re = this.re;
+    const im = this.im;
     if (leaving >= 0) {
       const removed = bank.slot(leaving) * BIN_COUNT;
       for (let bin = 0; bin < BIN_COUNT; bin++) {
-        this.re[bin] = this.re[bin]! + bank.re[added + bin]! - bank.re[removed + bin]!;
-        this.im[bin] = this.im[bin]! + bank.im[added + bin]! - bank.im[removed + bin]!;
+        re[bin] = re[bin]! + bank.re[added + bin]! - bank.re[removed + bin]!;
+        im[bin] = im[bin]! + bank.im[added + bin]! - bank.im[removed + bin]!;
       }
       this.energy += bank.energy[bank.slot(newest)]! - bank.energy[bank.slot(leaving)]!;
     } else {
       for (let bin = 0; bin < BIN_COUNT; bin++) {
-        this.re[bin] = this.re[bin]! + bank.re[added + bin]!;
-        this.im[bin] = this.im[bin]! + bank.im[added + bin]!;
+        re[bin] = re[bin]! + bank.re[added + bin]!;
+        im[bin] = im[bin]! + bank.im[added + bin]!;
       }
       this.energy += bank.energy[bank.slot(newest)]!;
     }
     if (this.energy < 0) this.energy = 0; // rounding after long digital silence
-    for (let bin = 0; bin < BIN_COUNT; bin++) this.tone[bin] = sinusoidEnergy(this.re[bin]!, this.im[bin]!, samples);
+  }
+
+  /** Sinusoid energies of every bin from the current sums (only when a rule asks). */
+  refreshTones(): void {
+    const scale = 2 / (this.subBlocks * SUB_BLOCK_SAMPLES);
+    const re = this.re;
+    const im = this.im;
+    for (let bin = 0; bin < BIN_COUNT; bin++) this.tone[bin] = (re[bin]! * re[bin]! + im[bin]! * im[bin]!) * scale;
   }
 }
 
@@ -174,6 +181,7 @@ function pure(tone: Float64Array, firstTone: number, peak: GroupPeak, compiled: 
 
 /** Tests one window against one rule; returns the pair it found, or undefined. */
 export function evaluateWindow(window: SlidingWindow, compiled: CompiledRule): PairCandidate | undefined {
+  window.refreshTones();
   const tone = window.tone;
   const low = groupPeak(tone, 0, scratchLow);
   const high = groupPeak(tone, 4, scratchHigh);

@@ -164,7 +164,7 @@ export class DtmfEngine implements MaskSink {
     for (let offset = 0; offset < samples.length; offset += MAX_FRAME_SAMPLES) {
       const part = samples.subarray(offset, Math.min(samples.length, offset + MAX_FRAME_SAMPLES));
       this.#take(part, undefined);
-      this.#emitLinear(outputs, offset, part.length);
+      this.#emit(outputs, undefined, offset, part.length, this.#received - this.delaySamples - part.length);
     }
     return outputs;
   }
@@ -179,7 +179,7 @@ export class DtmfEngine implements MaskSink {
       const view = linear.subarray(0, part.length);
       for (let i = 0; i < part.length; i++) view[i] = table[part[i]!]!;
       this.#take(view, part);
-      this.#emitG711(law, outputs, offset, part.length);
+      this.#emit(outputs, law, offset, part.length, this.#received - this.delaySamples - part.length);
     }
     return outputs;
   }
@@ -188,14 +188,16 @@ export class DtmfEngine implements MaskSink {
   flushLinear(): Int16Array[] {
     this.#finishAnalysis();
     const outputs = this.#renderers.map(() => new Int16Array(this.#received - this.#sent));
-    this.#emitLinear(outputs, 0, outputs[0]?.length ?? 0, true);
+    this.#emit(outputs, undefined, 0, this.#received - this.#sent, this.#sent);
+    this.#trace(this.#sent, false);
     return outputs;
   }
 
   flushG711(law: G711Law): Uint8Array[] {
     this.#finishAnalysis();
     const outputs = this.#renderers.map(() => new Uint8Array(this.#received - this.#sent));
-    this.#emitG711(law, outputs, 0, outputs[0]?.length ?? 0, true);
+    this.#emit(outputs, law, 0, this.#received - this.#sent, this.#sent);
+    this.#trace(this.#sent, false);
     return outputs;
   }
 
@@ -239,13 +241,8 @@ export class DtmfEngine implements MaskSink {
     }
   }
 
-  /** The next sample to send for renderer r: undefined when it passes unchanged. */
-  #render(renderer: Renderer, sample: number): number | undefined {
-    if (sample < 0) return 0; // the delay line starts out full of silence
-    if (!this.isMasked(sample)) {
-      renderer.runPosition = 0;
-      return undefined;
-    }
+  /** The replacement for masked `sample` on one renderer's output. */
+  #render(renderer: Renderer, sample: number): number {
     const position = renderer.runPosition++;
     switch (renderer.mode) {
       case 'silence':
@@ -272,41 +269,46 @@ export class DtmfEngine implements MaskSink {
     }
   }
 
-  #emitLinear(outputs: Int16Array[], offset: number, count: number, flushing = false): void {
-    const first = flushing ? this.#sent : this.#received - this.delaySamples - count;
-    for (let i = 0; i < count; i++) {
+  /**
+   * Sends `count` samples starting at stream sample `first` into `outputs[r][offset…]`, one
+   * sub-block run at a time (masks are whole sub-blocks): unmasked runs are copied from the
+   * delay line — G.711 bytes as they came — and masked runs are rendered per listener.
+   */
+  #emit(outputs: readonly (Int16Array | Uint8Array)[], law: G711Law | undefined, offset: number, count: number, first: number): void {
+    const source = law ? this.#bytes : this.#ring;
+    const silence = law ? encodeSample(law, 0) : 0;
+    for (let i = 0; i < count; ) {
       const sample = first + i;
-      const original = sample >= 0 ? this.#ring[sample % DELAY_RING_SAMPLES]! : 0;
-      let replaced = false;
-      for (let r = 0; r < this.#renderers.length; r++) {
-        const value = this.#render(this.#renderers[r]!, sample);
-        if (value !== undefined && sample >= 0) replaced = true;
-        outputs[r]![offset + i] = value === undefined ? original : clamp16(value);
+      if (sample < 0) {
+        // the delay line starts out full of silence
+        const end = Math.min(count, i - sample);
+        for (const out of outputs) out.fill(silence, offset + i, offset + end);
+        i = end;
+        continue;
       }
-      if (replaced) this.#maskedSamples++;
-      if (sample >= 0) this.#trace(sample, this.isMasked(sample));
+      const end = Math.min(count, i + SUB_BLOCK_SAMPLES - (sample % SUB_BLOCK_SAMPLES));
+      const masked = this.isMasked(sample);
+      this.#trace(sample, masked);
+      if (!masked) {
+        for (let r = 0; r < outputs.length; r++) {
+          this.#renderers[r]!.runPosition = 0;
+          const out = outputs[r]!;
+          for (let k = i; k < end; k++) out[offset + k] = source[(first + k) % DELAY_RING_SAMPLES]!;
+        }
+      } else {
+        for (let r = 0; r < outputs.length; r++) {
+          const renderer = this.#renderers[r]!;
+          const out = outputs[r]!;
+          for (let k = i; k < end; k++) {
+            const value = this.#render(renderer, first + k);
+            out[offset + k] = law ? encodeSample(law, value) : clamp16(value);
+          }
+        }
+        this.#maskedSamples += end - i;
+      }
+      i = end;
     }
     this.#sent = first + count;
-    if (flushing) this.#trace(this.#sent, false);
-  }
-
-  #emitG711(law: G711Law, outputs: Uint8Array[], offset: number, count: number, flushing = false): void {
-    const first = flushing ? this.#sent : this.#received - this.delaySamples - count;
-    const silence = encodeSample(law, 0);
-    for (let i = 0; i < count; i++) {
-      const sample = first + i;
-      const original = sample >= 0 ? this.#bytes[sample % DELAY_RING_SAMPLES]! : silence;
-      let replaced = false;
-      for (let r = 0; r < this.#renderers.length; r++) {
-        const value = this.#render(this.#renderers[r]!, sample);
-        if (value !== undefined && sample >= 0) replaced = true;
-        outputs[r]![offset + i] = value === undefined ? original : encodeSample(law, value);
-      }
-      if (replaced) this.#maskedSamples++;
-      if (sample >= 0) this.#trace(sample, this.isMasked(sample));
-    }
-    this.#sent = first + count;
-    if (flushing) this.#trace(this.#sent, false);
   }
 }
 

@@ -50,9 +50,15 @@ const BIN_OMEGA = Float64Array.from({ length: BIN_COUNT }, (_, bin) => (2 * Math
 /** Mixing tables: cos/sin of each nominal frequency at local sample m of a sub-block. */
 const MIX_COS = new Float64Array(TONE_COUNT * SUB_BLOCK_SAMPLES);
 const MIX_SIN = new Float64Array(TONE_COUNT * SUB_BLOCK_SAMPLES);
-/** Twiddles e^{−jΔω·m_c} for each bin's offset Δω from its nominal, at each chunk centre m_c. */
-const TWIDDLE_RE = new Float64Array(BIN_COUNT * CHUNKS);
-const TWIDDLE_IM = new Float64Array(BIN_COUNT * CHUNKS);
+/**
+ * Offset twiddles. Offsets come in ± pairs around the nominal (Δ and −Δ), so with
+ * P = Σ_c Y_c·cos(Δ·m_c) and Q = Σ_c Y_c·sin(Δ·m_c) over the chunk sums Y_c, the two bins are
+ * P − jQ (for +Δ) and P + jQ (for −Δ): half the multiplications of two separate sums.
+ * Indexed [(tone * PAIRS + pair) * CHUNKS + c], pair p meaning offsets NOMINAL ± (p + 1).
+ */
+const PAIRS = (OFFSET_COUNT - 1) / 2;
+const PAIR_COS = new Float64Array(TONE_COUNT * PAIRS * CHUNKS);
+const PAIR_SIN = new Float64Array(TONE_COUNT * PAIRS * CHUNKS);
 /** Rotation that carries a bin's phasor from one sub-block to the next: e^{−jω·40}. */
 const STEP_RE = new Float64Array(BIN_COUNT);
 const STEP_IM = new Float64Array(BIN_COUNT);
@@ -64,20 +70,26 @@ for (let tone = 0; tone < TONE_COUNT; tone++) {
     MIX_SIN[tone * SUB_BLOCK_SAMPLES + m] = -Math.sin(omega * m);
   }
 }
-for (let bin = 0; bin < BIN_COUNT; bin++) {
-  const tone = Math.floor(bin / OFFSET_COUNT);
-  const delta = BIN_OMEGA[bin]! - (2 * Math.PI * TONE_HZ[tone]!) / SAMPLE_RATE_HZ;
-  // Constant rotation within a chunk attenuates a tone on this bin by the Dirichlet kernel
-  // D = sin(LΔ/2) / (L sin(Δ/2)); dividing the twiddle by D restores unit gain.
-  const chunkGain = delta === 0 ? 1 : Math.sin((CHUNK_SAMPLES * delta) / 2) / (CHUNK_SAMPLES * Math.sin(delta / 2));
-  for (let c = 0; c < CHUNKS; c++) {
-    const centre = c * CHUNK_SAMPLES + (CHUNK_SAMPLES - 1) / 2;
-    TWIDDLE_RE[bin * CHUNKS + c] = Math.cos(delta * centre) / chunkGain;
-    TWIDDLE_IM[bin * CHUNKS + c] = -Math.sin(delta * centre) / chunkGain;
+for (let tone = 0; tone < TONE_COUNT; tone++) {
+  for (let pair = 0; pair < PAIRS; pair++) {
+    const delta = (2 * Math.PI * TONE_HZ[tone]! * offsetPct(NOMINAL_OFFSET + pair + 1)) / 100 / SAMPLE_RATE_HZ;
+    // Constant rotation within a chunk attenuates a tone on this bin by the Dirichlet kernel
+    // D = sin(LΔ/2) / (L sin(Δ/2)); dividing the twiddle by D restores unit gain.
+    const chunkGain = Math.sin((CHUNK_SAMPLES * delta) / 2) / (CHUNK_SAMPLES * Math.sin(delta / 2));
+    for (let c = 0; c < CHUNKS; c++) {
+      const centre = c * CHUNK_SAMPLES + (CHUNK_SAMPLES - 1) / 2;
+      PAIR_COS[(tone * PAIRS + pair) * CHUNKS + c] = Math.cos(delta * centre) / chunkGain;
+      PAIR_SIN[(tone * PAIRS + pair) * CHUNKS + c] = Math.sin(delta * centre) / chunkGain;
+    }
   }
+}
+for (let bin = 0; bin < BIN_COUNT; bin++) {
   STEP_RE[bin] = Math.cos(BIN_OMEGA[bin]! * SUB_BLOCK_SAMPLES);
   STEP_IM[bin] = -Math.sin(BIN_OMEGA[bin]! * SUB_BLOCK_SAMPLES);
 }
+
+/** The rotations are renormalised every this many sub-blocks (rounding drift is ~1e-16 a step). */
+const RENORMALISE_EVERY = 64;
 
 /**
  * Sub-block history. `history` sub-blocks are kept; `index` counts sub-blocks from the start of
@@ -96,8 +108,11 @@ export class FilterBank {
   /** e^{−jω·n0} for the current sub-block start n0, per bin (absolute phase). */
   readonly #rotRe = new Float64Array(BIN_COUNT).fill(1);
   readonly #rotIm = new Float64Array(BIN_COUNT);
+  readonly #x = new Float64Array(SUB_BLOCK_SAMPLES);
   readonly #chunkRe = new Float64Array(TONE_COUNT * CHUNKS);
   readonly #chunkIm = new Float64Array(TONE_COUNT * CHUNKS);
+  /** Local-phase phasors of the newest sub-block, [bin * 2] re, [bin * 2 + 1] im. */
+  readonly #local = new Float64Array(BIN_COUNT * 2);
 
   constructor(history: number) {
     this.history = history;
@@ -112,13 +127,15 @@ export class FilterBank {
 
   /** Analyses one sub-block of `SUB_BLOCK_SAMPLES` samples starting at `samples[start]`. */
   push(samples: ArrayLike<number>, start: number): void {
-    const chunkRe = this.#chunkRe;
-    const chunkIm = this.#chunkIm;
+    const x = this.#x;
     let energy = 0;
     for (let m = 0; m < SUB_BLOCK_SAMPLES; m++) {
-      const x = samples[start + m]!;
-      energy += x * x;
+      const v = samples[start + m]!;
+      x[m] = v;
+      energy += v * v;
     }
+    const chunkRe = this.#chunkRe;
+    const chunkIm = this.#chunkIm;
     for (let tone = 0; tone < TONE_COUNT; tone++) {
       const table = tone * SUB_BLOCK_SAMPLES;
       for (let c = 0; c < CHUNKS; c++) {
@@ -126,41 +143,67 @@ export class FilterBank {
         let accIm = 0;
         const base = c * CHUNK_SAMPLES;
         for (let m = base; m < base + CHUNK_SAMPLES; m++) {
-          const x = samples[start + m]!;
-          accRe += x * MIX_COS[table + m]!;
-          accIm += x * MIX_SIN[table + m]!;
+          const v = x[m]!;
+          accRe += v * MIX_COS[table + m]!;
+          accIm += v * MIX_SIN[table + m]!;
         }
         chunkRe[tone * CHUNKS + c] = accRe;
         chunkIm[tone * CHUNKS + c] = accIm;
       }
     }
 
+    // Offsets from the chunk sums: the nominal bin is their plain sum, each ± pair shares P and Q.
+    const local = this.#local;
+    for (let tone = 0; tone < TONE_COUNT; tone++) {
+      const y = tone * CHUNKS;
+      const nominal = (tone * OFFSET_COUNT + NOMINAL_OFFSET) * 2;
+      local[nominal] = chunkRe[y]! + chunkRe[y + 1]! + chunkRe[y + 2]! + chunkRe[y + 3]!;
+      local[nominal + 1] = chunkIm[y]! + chunkIm[y + 1]! + chunkIm[y + 2]! + chunkIm[y + 3]!;
+      for (let pair = 0; pair < PAIRS; pair++) {
+        const t = (tone * PAIRS + pair) * CHUNKS;
+        let pr = 0;
+        let pi = 0;
+        let qr = 0;
+        let qi = 0;
+        for (let c = 0; c < CHUNKS; c++) {
+          const yr = chunkRe[y + c]!;
+          const yi = chunkIm[y + c]!;
+          const cs = PAIR_COS[t + c]!;
+          const sn = PAIR_SIN[t + c]!;
+          pr += yr * cs;
+          pi += yi * cs;
+          qr += yr * sn;
+          qi += yi * sn;
+        }
+        const up = nominal + (pair + 1) * 2;
+        const down = nominal - (pair + 1) * 2;
+        local[up] = pr + qi;
+        local[up + 1] = pi - qr;
+        local[down] = pr - qi;
+        local[down + 1] = pi + qr;
+      }
+    }
+
+    // Carry every bin to absolute phase, then advance its rotation by one sub-block.
     const slotBase = this.slot(this.count) * BIN_COUNT;
     const rotRe = this.#rotRe;
     const rotIm = this.#rotIm;
+    const renormalise = this.count % RENORMALISE_EVERY === 0;
     for (let bin = 0; bin < BIN_COUNT; bin++) {
-      const tone = (bin / OFFSET_COUNT) | 0;
-      let localRe = 0;
-      let localIm = 0;
-      for (let c = 0; c < CHUNKS; c++) {
-        const yr = chunkRe[tone * CHUNKS + c]!;
-        const yi = chunkIm[tone * CHUNKS + c]!;
-        const tr = TWIDDLE_RE[bin * CHUNKS + c]!;
-        const ti = TWIDDLE_IM[bin * CHUNKS + c]!;
-        localRe += yr * tr - yi * ti;
-        localIm += yr * ti + yi * tr;
-      }
-      // carry to absolute phase, then advance the rotation by one sub-block
+      const localRe = local[bin * 2]!;
+      const localIm = local[bin * 2 + 1]!;
       const rr = rotRe[bin]!;
       const ri = rotIm[bin]!;
       this.re[slotBase + bin] = localRe * rr - localIm * ri;
       this.im[slotBase + bin] = localRe * ri + localIm * rr;
       let nr = rr * STEP_RE[bin]! - ri * STEP_IM[bin]!;
       let ni = rr * STEP_IM[bin]! + ri * STEP_RE[bin]!;
-      // one Newton step keeps |rot| = 1 against rounding drift over hours of audio
-      const norm = 1.5 - 0.5 * (nr * nr + ni * ni);
-      nr *= norm;
-      ni *= norm;
+      if (renormalise) {
+        // one Newton step keeps |rot| = 1 against rounding drift over hours of audio
+        const norm = 1.5 - 0.5 * (nr * nr + ni * ni);
+        nr *= norm;
+        ni *= norm;
+      }
       rotRe[bin] = nr;
       rotIm[bin] = ni;
     }
