@@ -113,7 +113,7 @@ export class DtmfEngine implements MaskSink {
       options.rules ?? Q24,
       options.onMeasurement,
     );
-    this.#tracker = new ToneTracker(this.#bank, this, (segment) => {
+    this.#tracker = new ToneTracker(this.#bank, this.#detector.long, this, (segment) => {
       this.#tones++;
       this.#onTone?.(segment);
       this.#classifier.segment(segment);

@@ -21,7 +21,7 @@ import {
   SUB_BLOCK_SAMPLES,
   TONE_HZ,
 } from './filterbank.ts';
-import type { PairCandidate } from './detector.ts';
+import type { PairCandidate, SlidingWindow } from './detector.ts';
 
 /** Both tones must project onto their prediction within this range (10 ms phasors). */
 const PRESENT_MIN = 0.6;
@@ -67,6 +67,80 @@ export interface ToneSegment {
   readonly sumRe: Float64Array;
   readonly sumIm: Float64Array;
   readonly energy: number;
+  /** What was measured on each tone at its tracked bin. */
+  readonly low: ToneStats;
+  readonly high: ToneStats;
+  /** Best (low + high tone energy) / energy of the 40 ms windows ending on present sub-blocks. */
+  readonly maxWindowRatio: number;
+}
+
+/**
+ * Running measurements of one tone over the sub-blocks judged present, taken against the
+ * tracker's own phase prediction — so a tone of any length is measured coherently at its
+ * tracked frequency, not at the nearest fixed grid bin (whose main lobe a long tone outgrows).
+ */
+export class ToneStats {
+  bin = 0;
+  count = 0;
+  /** Σ S_b·conj(P_b)/|P_b|: the tone's complex amplitude in the prediction's frame, summed. */
+  inPhaseRe = 0;
+  inPhaseIm = 0;
+  /** Σ|S_b|². */
+  incoherent = 0;
+  /** Σ S_b·conj(S_{b−1}) over consecutive present sub-blocks: its angle is the rotation per sub-block. */
+  lagRe = 0;
+  lagIm = 0;
+  #previous = -2;
+
+  reset(bin: number): void {
+    this.bin = bin;
+    this.count = 0;
+    this.inPhaseRe = 0;
+    this.inPhaseIm = 0;
+    this.incoherent = 0;
+    this.lagRe = 0;
+    this.lagIm = 0;
+    this.#previous = -2;
+  }
+
+  add(bank: FilterBank, tone: TrackedTone, j: number): void {
+    const at = bank.slot(j) * BIN_COUNT + this.bin;
+    const re = bank.re[at]!;
+    const im = bank.im[at]!;
+    tone.predict(j, predicted);
+    const norm = Math.hypot(predicted.re, predicted.im);
+    if (norm > 0) {
+      this.inPhaseRe += (re * predicted.re + im * predicted.im) / norm;
+      this.inPhaseIm += (im * predicted.re - re * predicted.im) / norm;
+    }
+    this.incoherent += re * re + im * im;
+    if (this.#previous === j - 1 && bank.holds(j - 1)) {
+      const before = bank.slot(j - 1) * BIN_COUNT + this.bin;
+      const pr = bank.re[before]!;
+      const pi = bank.im[before]!;
+      this.lagRe += re * pr + im * pi;
+      this.lagIm += im * pr - re * pi;
+    }
+    this.#previous = j;
+    this.count++;
+  }
+
+  /** Adds another segment's measurements of the same tone (a bridged interruption). */
+  merge(other: ToneStats): void {
+    this.count += other.count;
+    this.inPhaseRe += other.inPhaseRe;
+    this.inPhaseIm += other.inPhaseIm;
+    this.incoherent += other.incoherent;
+    this.lagRe += other.lagRe;
+    this.lagIm += other.lagIm;
+  }
+
+  copy(): ToneStats {
+    const c = new ToneStats();
+    c.reset(this.bin);
+    c.merge(this);
+    return c;
+  }
 }
 
 /** One tracked component (the low or the high tone) of a pair. */
@@ -126,6 +200,28 @@ function project10ms(bank: FilterBank, tone: TrackedTone, j: number, out: Comple
   out.im = (mi * pr - mr * pi) / norm;
 }
 
+/** Sub-blocks in the wide (20 ms) presence test used when back-tracking. */
+const WIDE_SUB_BLOCKS = 4;
+
+/** The projection of sub-blocks [from, to] summed onto their summed prediction. */
+function projectSpan(bank: FilterBank, tone: TrackedTone, from: number, to: number, out: Complex): void {
+  let mr = 0;
+  let mi = 0;
+  let pr = 0;
+  let pi = 0;
+  for (let j = from; j <= to; j++) {
+    tone.predict(j, predicted);
+    pr += predicted.re;
+    pi += predicted.im;
+    const a = bank.slot(j) * BIN_COUNT + tone.bin;
+    mr += bank.re[a]!;
+    mi += bank.im[a]!;
+  }
+  const norm = pr * pr + pi * pi;
+  out.re = norm === 0 ? 0 : (mr * pr + mi * pi) / norm;
+  out.im = norm === 0 ? 0 : (mi * pr - mr * pi) / norm;
+}
+
 /** The 5 ms projection of sub-block j onto the prediction (real part, clamped to [0, 1]). */
 function occupancy(bank: FilterBank, tone: TrackedTone, j: number): number {
   if (!bank.holds(j)) return 0;
@@ -162,6 +258,9 @@ function binSpacingHz(tone: number): number {
 
 export class ToneTracker {
   readonly #bank: FilterBank;
+  /** The detector's 40 ms window (its tone energies are fresh after every sub-block). */
+  readonly #window: SlidingWindow;
+  #maxWindowRatio = 0;
   readonly #sink: MaskSink;
   readonly #onSegment: (segment: ToneSegment) => void;
   readonly #low = new TrackedTone();
@@ -178,12 +277,15 @@ export class ToneTracker {
   readonly #sumRe = new Float64Array(BIN_COUNT);
   readonly #sumIm = new Float64Array(BIN_COUNT);
   #energy = 0;
+  readonly #lowStats = new ToneStats();
+  readonly #highStats = new ToneStats();
 
   /** The tone that ended last, for the re-confirmation check. */
   #lastEnded: { lowTone: number; highTone: number; endIndex: number; lowAmp: number; highAmp: number } | undefined;
 
-  constructor(bank: FilterBank, sink: MaskSink, onSegment: (segment: ToneSegment) => void) {
+  constructor(bank: FilterBank, window: SlidingWindow, sink: MaskSink, onSegment: (segment: ToneSegment) => void) {
     this.#bank = bank;
+    this.#window = window;
     this.#sink = sink;
     this.#onSegment = onSegment;
   }
@@ -225,6 +327,17 @@ export class ToneTracker {
     if (ratio.re < PRESENT_MIN || ratio.re > PRESENT_MAX) return false;
     project10ms(this.#bank, this.#high, j, ratio);
     return ratio.re >= PRESENT_MIN && ratio.re <= PRESENT_MAX;
+  }
+
+  /** The 20 ms projection of sub-blocks [j, j + 3] (not past `newest`) for both tones. */
+  #presentWide(j: number, newest: number): boolean {
+    const last = j + WIDE_SUB_BLOCKS - 1;
+    if (last > newest || !this.#bank.holds(j)) return false;
+    for (const tone of [this.#low, this.#high]) {
+      projectSpan(this.#bank, tone, j, last, ratio);
+      if (ratio.re < PRESENT_MIN || ratio.re > PRESENT_MAX) return false;
+    }
+    return true;
   }
 
   #acquire(candidate: PairCandidate, k: number, earliestMaskable: number): void {
@@ -323,10 +436,15 @@ export class ToneTracker {
     let first = windowStart + runStart;
     const lastPresent = windowStart + runEnd;
     const backLimit = Math.max(k - MAX_BACKTRACK_SUB_BLOCKS, earliestMaskable, bank.count - bank.history + 1);
-    while (first - 1 >= backLimit && this.#present(first - 1)) first--;
+    // Back-track with the 20 ms projection as well: under loud speech the 10 ms test misses
+    // sub-blocks that do hold the tone, and a decoder's 40 ms window still finds it there.
+    while (first - 1 >= backLimit && (this.#present(first - 1) || this.#presentWide(first - 1, k))) first--;
+    let maskFrom = first - PRE_ROLL_SUB_BLOCKS;
     if (reconfirmation) {
       first = Math.max(first, last.endIndex + 1);
       if (lastPresent < first) return;
+      // the same tone, broken by interference: close the gap as well
+      maskFrom = last.endIndex + 1;
     }
 
     this.#active = true;
@@ -340,14 +458,18 @@ export class ToneTracker {
     this.#sumRe.fill(0);
     this.#sumIm.fill(0);
     this.#energy = 0;
+    this.#lowStats.reset(this.#low.bin);
+    this.#highStats.reset(this.#high.bin);
+    this.#maxWindowRatio = this.#windowRatio();
     for (let j = first; j <= lastPresent; j++) this.#accumulate(j);
-    this.#sink.mask(first - PRE_ROLL_SUB_BLOCKS, lastPresent + 1 + POST_ROLL_SUB_BLOCKS);
+    this.#sink.mask(Math.min(maskFrom, first - PRE_ROLL_SUB_BLOCKS), lastPresent + 1 + POST_ROLL_SUB_BLOCKS);
     if (this.#misses >= END_AFTER_MISSES) this.#end();
   }
 
   #follow(k: number, earliestMaskable: number): void {
     if (this.#present(k)) {
       if (this.#misses === 0) {
+        this.#maxWindowRatio = Math.max(this.#maxWindowRatio, this.#windowRatio());
         this.#accumulate(k);
         this.#learn(k);
         this.#lastPresent = k;
@@ -403,6 +525,8 @@ export class ToneTracker {
       this.#sumIm[bin] = this.#sumIm[bin]! + bank.im[base + bin]!;
     }
     this.#energy += bank.energy[bank.slot(j)]!;
+    this.#lowStats.add(bank, this.#low, j);
+    this.#highStats.add(bank, this.#high, j);
     this.#presentCount++;
   }
 
@@ -440,7 +564,25 @@ export class ToneTracker {
       sumRe: Float64Array.from(this.#sumRe),
       sumIm: Float64Array.from(this.#sumIm),
       energy: this.#energy,
+      low: this.#lowStats.copy(),
+      high: this.#highStats.copy(),
+      maxWindowRatio: this.#maxWindowRatio,
     });
+  }
+
+  /** The tracked pair's share of the 40 ms window ending now (best offset of each tone). */
+  #windowRatio(): number {
+    const w = this.#window;
+    if (w.energy <= 0) return 0;
+    let low = 0;
+    let high = 0;
+    const lowBase = this.#lowTone * OFFSET_COUNT;
+    const highBase = this.#highTone * OFFSET_COUNT;
+    for (let o = 0; o < OFFSET_COUNT; o++) {
+      low = Math.max(low, w.tone[lowBase + o]!);
+      high = Math.max(high, w.tone[highBase + o]!);
+    }
+    return (low + high) / w.energy;
   }
 
   #magnitude(j: number, bin: number): number {
