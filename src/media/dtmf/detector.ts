@@ -22,7 +22,7 @@ import {
 import { dbm0ToPower } from './frequencies.ts';
 
 export interface WindowRule {
-  readonly name: 'A' | 'B';
+  readonly name: 'A' | 'A′' | 'B';
   /** Window length in sub-blocks. */
   readonly subBlocks: number;
   /** Minimum (low-tone energy + high-tone energy) / window energy. */
@@ -35,6 +35,8 @@ export interface WindowRule {
   readonly maxTwistDb: number;
   /** Weakest accepted tone, dBm0. multimon-ng decodes −70 dBm0 tones in digital silence. */
   readonly minToneLevelDbm0: number;
+  /** Look for the pair at the nominal frequencies only (as decoders do), not the ±3.5 % grid. */
+  readonly nominalOnly: boolean;
 }
 
 export const DETECTOR_A: WindowRule = {
@@ -45,6 +47,27 @@ export const DETECTOR_A: WindowRule = {
   minWidePurityDb: 5,
   maxTwistDb: 10,
   minToneLevelDbm0: -80,
+  nominalOnly: false,
+};
+
+/**
+ * Detector A′: the 40 ms window asked the decoders' own question. Speech under a key press
+ * often puts energy beside the other tones of a group, which A's wide-purity test reads as
+ * impurity, so A can miss a buried key that a decoder still reads. Decoders measure only the
+ * nominal frequencies (multimon-ng: pair ≥ 40 % of a 40 ms window, 10 dB above the group's
+ * other tones; spandsp: 8 dB), so A′ measures there too, a margin more leniently: pair ≥ 35 %
+ * at the nominal bins, 8 dB purity, no wide test. Looking only at nominal frequencies keeps
+ * voice harmonics that merely lie near a DTMF pair out of it.
+ */
+export const DETECTOR_A_PRIME: WindowRule = {
+  name: 'A′',
+  subBlocks: 8,
+  minPairRatio: 0.35,
+  minPurityDb: 8,
+  minWidePurityDb: 0,
+  maxTwistDb: 10,
+  minToneLevelDbm0: -80,
+  nominalOnly: true,
 };
 
 export const DETECTOR_B: WindowRule = {
@@ -55,6 +78,7 @@ export const DETECTOR_B: WindowRule = {
   minWidePurityDb: 0,
   maxTwistDb: 10,
   minToneLevelDbm0: -80,
+  nominalOnly: false,
 };
 
 /** What a window that passed a rule found. */
@@ -148,12 +172,13 @@ interface GroupPeak {
 const scratchLow: GroupPeak = { bin: 0, energy: 0 };
 const scratchHigh: GroupPeak = { bin: 0, energy: 0 };
 
-/** The strongest bin among tones [firstTone, firstTone + 4) of a window. */
-function groupPeak(tone: Float64Array, firstTone: number, out: GroupPeak): GroupPeak {
-  let best = firstTone * OFFSET_COUNT;
+/** The strongest bin among tones [firstTone, firstTone + 4) of a window (nominal bins only, if asked). */
+function groupPeak(tone: Float64Array, firstTone: number, nominalOnly: boolean, out: GroupPeak): GroupPeak {
+  const step = nominalOnly ? OFFSET_COUNT : 1;
+  let best = firstTone * OFFSET_COUNT + (nominalOnly ? NOMINAL_OFFSET : 0);
   let bestEnergy = tone[best]!;
   const end = (firstTone + 4) * OFFSET_COUNT;
-  for (let bin = best + 1; bin < end; bin++) {
+  for (let bin = best + step; bin < end; bin += step) {
     const e = tone[bin]!;
     if (e > bestEnergy) {
       bestEnergy = e;
@@ -181,10 +206,10 @@ function pure(tone: Float64Array, firstTone: number, peak: GroupPeak, compiled: 
 
 /** Tests one window against one rule; returns the pair it found, or undefined. */
 export function evaluateWindow(window: SlidingWindow, compiled: CompiledRule): PairCandidate | undefined {
-  window.refreshTones();
   const tone = window.tone;
-  const low = groupPeak(tone, 0, scratchLow);
-  const high = groupPeak(tone, 4, scratchHigh);
+  const nominalOnly = compiled.rule.nominalOnly;
+  const low = groupPeak(tone, 0, nominalOnly, scratchLow);
+  const high = groupPeak(tone, 4, nominalOnly, scratchHigh);
   const weaker = Math.min(low.energy, high.energy);
   const stronger = Math.max(low.energy, high.energy);
   if (weaker < compiled.minToneEnergy) return undefined;
@@ -206,26 +231,37 @@ export function evaluateWindow(window: SlidingWindow, compiled: CompiledRule): P
 export class MaskDetector {
   readonly long: SlidingWindow;
   readonly short: SlidingWindow;
-  readonly #long: CompiledRule;
-  readonly #short: CompiledRule;
+  readonly #longRules: readonly CompiledRule[];
+  readonly #shortRules: readonly CompiledRule[];
 
-  constructor(longRule: WindowRule = DETECTOR_A, shortRule: WindowRule = DETECTOR_B) {
-    this.long = new SlidingWindow(longRule.subBlocks);
-    this.short = new SlidingWindow(shortRule.subBlocks);
-    this.#long = compile(longRule);
-    this.#short = compile(shortRule);
+  constructor(longRules: readonly WindowRule[] = [DETECTOR_A, DETECTOR_A_PRIME], shortRules: readonly WindowRule[] = [DETECTOR_B]) {
+    this.long = new SlidingWindow(longRules[0]?.subBlocks ?? 8);
+    this.short = new SlidingWindow(shortRules[0]?.subBlocks ?? 4);
+    this.#longRules = longRules.map(compile);
+    this.#shortRules = shortRules.map(compile);
   }
 
   /**
-   * Updates both windows with the newest sub-block and returns a confirmed pair, if either
-   * window passes. When both pass, the longer window's finer frequency estimate wins.
+   * Updates both windows with the newest sub-block and returns a confirmed pair, if any rule
+   * passes. The long window is asked first: its frequency estimate is the finer one.
    */
   update(bank: FilterBank): PairCandidate | undefined {
     this.long.update(bank);
     this.short.update(bank);
-    const full = bank.count >= this.long.subBlocks;
-    const long = full ? evaluateWindow(this.long, this.#long) : undefined;
-    if (long) return long;
-    return bank.count >= this.short.subBlocks ? evaluateWindow(this.short, this.#short) : undefined;
+    if (bank.count >= this.long.subBlocks) {
+      this.long.refreshTones();
+      for (const rule of this.#longRules) {
+        const found = evaluateWindow(this.long, rule);
+        if (found) return found;
+      }
+    }
+    if (bank.count >= this.short.subBlocks) {
+      this.short.refreshTones();
+      for (const rule of this.#shortRules) {
+        const found = evaluateWindow(this.short, rule);
+        if (found) return found;
+      }
+    }
+    return undefined;
   }
 }
