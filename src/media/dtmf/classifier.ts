@@ -106,15 +106,22 @@ interface Pending {
  * amplitude in the tracker's phase frame), and its coherence.
  */
 function measureTone(stats: ToneStats, tone: number): { deviationPct: number; energy: number; coherence: number } {
-  const rotation = stats.lagRe === 0 && stats.lagIm === 0 ? 0 : Math.atan2(stats.lagIm, stats.lagRe);
-  const hz = binHz(stats.bin) + (rotation * SAMPLE_RATE_HZ) / (2 * Math.PI * SUB_BLOCK_SAMPLES);
-  const amplitude2 = stats.inPhaseRe * stats.inPhaseRe + stats.inPhaseIm * stats.inPhaseIm;
+  // the lag sum's angle is the tone's phase advance per sub-block, ω·40 mod 2π; take the
+  // value nearest the tracked bin's own advance
+  const binAdvance = (2 * Math.PI * binHz(stats.bin) * SUB_BLOCK_SAMPLES) / SAMPLE_RATE_HZ;
+  let advance = binAdvance;
+  if (stats.lagRe !== 0 || stats.lagIm !== 0) {
+    const measured = Math.atan2(stats.lagIm, stats.lagRe);
+    advance = measured + 2 * Math.PI * Math.round((binAdvance - measured) / (2 * Math.PI));
+  }
+  const hz = (advance * SAMPLE_RATE_HZ) / (2 * Math.PI * SUB_BLOCK_SAMPLES);
+  const amplitude = stats.amplitude;
   const samples = stats.count * SUB_BLOCK_SAMPLES;
   return {
     deviationPct: (hz / TONE_HZ[tone]! - 1) * 100,
-    // |Σ w_b|² = |C|² of a coherent sum over `samples`: energy 2|C|²/N
-    energy: samples > 0 ? (2 * amplitude2) / samples : 0,
-    coherence: stats.incoherent > 0 ? amplitude2 / (stats.count * stats.incoherent) : 0,
+    // a coherent sum |C| over `samples`: sinusoid energy 2|C|²/N
+    energy: samples > 0 ? (2 * amplitude * amplitude) / samples : 0,
+    coherence: stats.incoherent > 0 ? (amplitude * amplitude) / (stats.count * stats.incoherent) : 0,
   };
 }
 

@@ -60,8 +60,8 @@ const PAIRS = (OFFSET_COUNT - 1) / 2;
 const PAIR_COS = new Float64Array(TONE_COUNT * PAIRS * CHUNKS);
 const PAIR_SIN = new Float64Array(TONE_COUNT * PAIRS * CHUNKS);
 /** Rotation that carries a bin's phasor from one sub-block to the next: e^{−jω·40}. */
-const STEP_RE = new Float64Array(BIN_COUNT);
-const STEP_IM = new Float64Array(BIN_COUNT);
+export const STEP_RE = new Float64Array(BIN_COUNT);
+export const STEP_IM = new Float64Array(BIN_COUNT);
 
 for (let tone = 0; tone < TONE_COUNT; tone++) {
   const omega = (2 * Math.PI * TONE_HZ[tone]!) / SAMPLE_RATE_HZ;

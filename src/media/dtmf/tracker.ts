@@ -18,6 +18,8 @@ import {
   FilterBank,
   OFFSET_COUNT,
   OFFSET_STEP_PCT,
+  STEP_IM,
+  STEP_RE,
   SUB_BLOCK_SAMPLES,
   TONE_HZ,
 } from './filterbank.ts';
@@ -82,12 +84,17 @@ export interface ToneSegment {
 export class ToneStats {
   bin = 0;
   count = 0;
-  /** Σ S_b·conj(P_b)/|P_b|: the tone's complex amplitude in the prediction's frame, summed. */
-  inPhaseRe = 0;
-  inPhaseIm = 0;
+  /** Σ S_b·conj(P_b)/|P_b| of the current segment: the tone's complex amplitude in the prediction's frame. */
+  #inPhaseRe = 0;
+  #inPhaseIm = 0;
+  /** Σ over finished segments of |Σ S_b·conj(P_b)/|P_b|| (each segment coherent within itself). */
+  #amplitudeOfSegments = 0;
   /** Σ|S_b|². */
   incoherent = 0;
-  /** Σ S_b·conj(S_{b−1}) over consecutive present sub-blocks: its angle is the rotation per sub-block. */
+  /**
+   * Σ S_b·conj(S_{b−1})·e^{jω_bin·40} over consecutive present sub-blocks: its angle is the
+   * tone's own phase advance per sub-block (mod 2π), the same whichever bin measured it.
+   */
   lagRe = 0;
   lagIm = 0;
   #previous = -2;
@@ -95,12 +102,18 @@ export class ToneStats {
   reset(bin: number): void {
     this.bin = bin;
     this.count = 0;
-    this.inPhaseRe = 0;
-    this.inPhaseIm = 0;
+    this.#inPhaseRe = 0;
+    this.#inPhaseIm = 0;
+    this.#amplitudeOfSegments = 0;
     this.incoherent = 0;
     this.lagRe = 0;
     this.lagIm = 0;
     this.#previous = -2;
+  }
+
+  /** Σ of each segment's coherent amplitude |Σ S_b·conj(P_b)/|P_b||. */
+  get amplitude(): number {
+    return this.#amplitudeOfSegments + Math.hypot(this.#inPhaseRe, this.#inPhaseIm);
   }
 
   add(bank: FilterBank, tone: TrackedTone, j: number): void {
@@ -110,16 +123,21 @@ export class ToneStats {
     tone.predict(j, predicted);
     const norm = Math.hypot(predicted.re, predicted.im);
     if (norm > 0) {
-      this.inPhaseRe += (re * predicted.re + im * predicted.im) / norm;
-      this.inPhaseIm += (im * predicted.re - re * predicted.im) / norm;
+      this.#inPhaseRe += (re * predicted.re + im * predicted.im) / norm;
+      this.#inPhaseIm += (im * predicted.re - re * predicted.im) / norm;
     }
     this.incoherent += re * re + im * im;
     if (this.#previous === j - 1 && bank.holds(j - 1)) {
       const before = bank.slot(j - 1) * BIN_COUNT + this.bin;
       const pr = bank.re[before]!;
       const pi = bank.im[before]!;
-      this.lagRe += re * pr + im * pi;
-      this.lagIm += im * pr - re * pi;
+      const lr = re * pr + im * pi;
+      const li = im * pr - re * pi;
+      // to absolute: multiply by e^{+jω_bin·40} = conj(STEP)
+      const cr = STEP_RE[this.bin]!;
+      const ci = -STEP_IM[this.bin]!;
+      this.lagRe += lr * cr - li * ci;
+      this.lagIm += lr * ci + li * cr;
     }
     this.#previous = j;
     this.count++;
@@ -128,13 +146,13 @@ export class ToneStats {
   /** Adds another segment's measurements of the same tone (a bridged interruption). */
   merge(other: ToneStats): void {
     this.count += other.count;
-    this.inPhaseRe += other.inPhaseRe;
-    this.inPhaseIm += other.inPhaseIm;
+    this.#amplitudeOfSegments += other.amplitude;
     this.incoherent += other.incoherent;
     this.lagRe += other.lagRe;
     this.lagIm += other.lagIm;
   }
 
+  /** A finished copy (its amplitude sealed as one segment's). */
   copy(): ToneStats {
     const c = new ToneStats();
     c.reset(this.bin);
@@ -344,14 +362,15 @@ export class ToneTracker {
     const bank = this.#bank;
     const windowStart = Math.max(k - candidate.rule.subBlocks + 1, bank.count - bank.history + 1, 1);
 
-    // Residual rotation of each tone from the window spectrum around its peak bin.
+    // Each tone's bin is its strongest offset in the window (whichever rule confirmed it), and
+    // its residual rotation comes from the window spectrum around that peak.
     for (const [tone, bin] of [
       [this.#low, candidate.lowBin],
       [this.#high, candidate.highBin],
     ] as const) {
-      tone.bin = bin;
       const first = bin - (bin % OFFSET_COUNT);
       const magnitudes = new Float64Array(OFFSET_COUNT);
+      let best = 0;
       for (let o = 0; o < OFFSET_COUNT; o++) {
         let re = 0;
         let im = 0;
@@ -360,8 +379,10 @@ export class ToneTracker {
           im += bank.im[bank.slot(j) * BIN_COUNT + first + o]!;
         }
         magnitudes[o] = Math.hypot(re, im);
+        if (magnitudes[o]! > magnitudes[best]!) best = o;
       }
-      tone.rotation = residualRotation(bin, interpolatePeak(magnitudes, bin % OFFSET_COUNT));
+      tone.bin = first + best;
+      tone.rotation = residualRotation(tone.bin, interpolatePeak(magnitudes, best));
     }
 
     // Reference: the candidate sub-block under which most of the window agrees ("consensus").
@@ -436,10 +457,13 @@ export class ToneTracker {
     let first = windowStart + runStart;
     const lastPresent = windowStart + runEnd;
     const backLimit = Math.max(k - MAX_BACKTRACK_SUB_BLOCKS, earliestMaskable, bank.count - bank.history + 1);
-    // Back-track with the 20 ms projection as well: under loud speech the 10 ms test misses
-    // sub-blocks that do hold the tone, and a decoder's 40 ms window still finds it there.
-    while (first - 1 >= backLimit && (this.#present(first - 1) || this.#presentWide(first - 1, k))) first--;
-    let maskFrom = first - PRE_ROLL_SUB_BLOCKS;
+    while (first - 1 >= backLimit && this.#present(first - 1)) first--;
+    // The mask reaches further back, by the 20 ms projection as well: under loud speech the
+    // 10 ms test misses sub-blocks that do hold the tone, and a decoder's 40 ms window still
+    // finds it there. (The tone's measured extent stays with the 10 ms test.)
+    let maskFirst = first;
+    while (maskFirst - 1 >= backLimit && this.#presentWide(maskFirst - 1, k)) maskFirst--;
+    let maskFrom = maskFirst - PRE_ROLL_SUB_BLOCKS;
     if (reconfirmation) {
       first = Math.max(first, last.endIndex + 1);
       if (lastPresent < first) return;
@@ -462,7 +486,7 @@ export class ToneTracker {
     this.#highStats.reset(this.#high.bin);
     this.#maxWindowRatio = this.#windowRatio();
     for (let j = first; j <= lastPresent; j++) this.#accumulate(j);
-    this.#sink.mask(Math.min(maskFrom, first - PRE_ROLL_SUB_BLOCKS), lastPresent + 1 + POST_ROLL_SUB_BLOCKS);
+    this.#sink.mask(maskFrom, lastPresent + 1 + POST_ROLL_SUB_BLOCKS);
     if (this.#misses >= END_AFTER_MISSES) this.#end();
   }
 
