@@ -79,6 +79,16 @@ export class RtpBadPaddingError extends MediaParseError {
   }
 }
 
+/** An RTP packet of a payload type the call did not negotiate. */
+export class UnexpectedPayloadTypeError extends MediaParseError {
+  readonly code = 'HP_ERR_RTP_UNEXPECTED_PAYLOAD_TYPE';
+  readonly payloadType: number;
+  constructor(payloadType: number) {
+    super(`RTP payload type ${payloadType} was not negotiated`);
+    this.payloadType = payloadType;
+  }
+}
+
 /** An RFC 4733 telephone-event payload shorter than 4 bytes. */
 export class TelephoneEventTooShortError extends MediaParseError {
   readonly code = 'HP_ERR_TELEPHONE_EVENT_TOO_SHORT';
@@ -106,6 +116,32 @@ export class MediaConfigError extends HushpayError {
   constructor(reason: string) {
     super(reason);
     this.reason = reason;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Recording tools (hushpay detect / scrub)
+// ---------------------------------------------------------------------------------------------
+
+/** A recording at a sample rate the DTMF engine does not work at (8000 Hz only; no resampling). */
+export class UnsupportedSampleRateError extends HushpayError {
+  readonly code = 'HP_ERR_UNSUPPORTED_SAMPLE_RATE';
+  readonly sampleRateHz: number;
+  readonly supportedHz: number;
+  constructor(sampleRateHz: number, supportedHz: number) {
+    super(`sample rate ${sampleRateHz} Hz: the DTMF engine works at ${supportedHz} Hz only and hushpay does not resample (convert first, e.g. sox IN -r ${supportedHz} OUT)`);
+    this.sampleRateHz = sampleRateHz;
+    this.supportedHz = supportedHz;
+  }
+}
+
+/** A file whose name does not say it is a recording hushpay reads (.wav, .ul, .al). */
+export class UnsupportedFileTypeError extends HushpayError {
+  readonly code = 'HP_ERR_UNSUPPORTED_FILE_TYPE';
+  readonly extension: string;
+  constructor(extension: string) {
+    super(`file extension '${extension}' is not a recording hushpay reads (.wav; raw 8 kHz G.711: .ul μ-law, .al A-law)`);
+    this.extension = extension;
   }
 }
 
