@@ -1,0 +1,288 @@
+#!/usr/bin/env node
+/**
+ * The `hushpay` command. Each subcommand is an entry in COMMANDS: its usage text and a `run`
+ * that parses its own arguments (node:util parseArgs) and calls a tool in src/tools/, which
+ * returns results; only this file writes to stdout and stderr.
+ *
+ * Exit status: 0 done, 1 a failure (unreadable file, bad header, a file of a folder that
+ * failed), 2 a usage error. Every error is printed as `hushpay <command>: CODE: message`, the
+ * code being the error's stable code (src/errors.ts) or a system errno code (ENOENT, …).
+ */
+
+import { stat } from 'node:fs/promises';
+import { parseArgs } from 'node:util';
+import { UsageError } from './errors.ts';
+import { MASK_MODES, type MaskMode } from './media/dtmf/engine.ts';
+import { type DetectedDigit, detectFile } from './tools/detect.ts';
+import { describeFailure, formatFailure } from './tools/failure.ts';
+import { ProgressReporter } from './tools/progress.ts';
+import { DEFAULT_SCRUB_MODE, type ScrubResult, scrubFile, scrubTree } from './tools/scrub.ts';
+
+export const EXIT_OK = 0;
+export const EXIT_FAILURE = 1;
+export const EXIT_USAGE = 2;
+
+/** Where a command writes; the real process streams, or buffers in a test. */
+export interface CliIo {
+  readonly stdout: (text: string) => void;
+  readonly stderr: (text: string) => void;
+  readonly stderrIsTTY: boolean;
+  readonly stderrColumns: number | undefined;
+}
+
+export interface Command {
+  /** One line for `hushpay --help`. */
+  readonly summary: string;
+  /** The text of `hushpay <command> --help`. */
+  readonly usage: string;
+  /** Runs with the arguments after the command name; returns the exit status. */
+  run(args: readonly string[], io: CliIo): Promise<number>;
+}
+
+// ---------------------------------------------------------------------------------------------
+// detect
+// ---------------------------------------------------------------------------------------------
+
+const DETECT_USAGE = `Usage: hushpay detect FILE
+
+Prints every DTMF digit found in a recording, one JSON line each, in time order:
+  {"digit":"5","startMs":1200,"endMs":1280}
+startMs and endMs are the tone's start and end in ms from the start of the recording,
+rounded to whole ms. In a stereo recording each channel is searched on its own and every
+line also carries "channel":0 (left) or "channel":1 (right). No digits: no output.
+The output holds the digits themselves (card numbers, PINs): treat it as card data.
+
+FILE is chosen by its extension:
+  .wav  16-bit PCM, μ-law or A-law; mono or stereo; 8000 Hz
+  .ul   headerless μ-law, 8000 Hz mono
+  .al   headerless A-law, 8000 Hz mono
+The DTMF engine works at 8000 Hz and hushpay does not resample: convert other rates first
+(e.g. sox in.wav -r 8000 out.wav).
+
+Options:
+  -h, --help  show this text
+
+Exit status: 0 done (whether or not digits were found), 1 the file could not be read,
+2 usage error.
+`;
+
+function digitLine(d: DetectedDigit): string {
+  const line: { digit: string; startMs: number; endMs: number; channel?: number } = { digit: d.digit, startMs: d.startMs, endMs: d.endMs };
+  if (d.channel !== undefined) line.channel = d.channel;
+  return JSON.stringify(line);
+}
+
+const detect: Command = {
+  summary: 'print every DTMF digit in a recording (JSON lines)',
+  usage: DETECT_USAGE,
+  async run(args, io) {
+    const { values, positionals } = parseCommandArgs(args, {});
+    if (values['help'] === true) return help(this, io);
+    checkPositionals(positionals, ['FILE']);
+    const report = await detectFile(positionals[0]!);
+    io.stdout(report.digits.map((d) => `${digitLine(d)}\n`).join(''));
+    return EXIT_OK;
+  },
+};
+
+// ---------------------------------------------------------------------------------------------
+// scrub
+// ---------------------------------------------------------------------------------------------
+
+const SCRUB_USAGE = `Usage: hushpay scrub IN OUT [--mode silence|flat|noise]
+
+Writes a copy of the recording IN to OUT with every DTMF tone removed: the same format
+(WAV format tag, channels and rate; a raw .ul/.al file stays raw of the same law), the same
+length, sample-aligned with IN. Audio outside the tones is copied unchanged (G.711 byte for
+byte). Prints how many tones were removed and their total length. WAV metadata chunks
+(LIST, cue, ...) are not copied.
+
+If IN is a directory, OUT is a directory (created if missing): every .wav, .ul and .al file
+under IN is scrubbed into the same relative path under OUT, with progress on stderr and a
+summary at the end. A file that fails (a bad header, an unsupported rate) is reported with
+its error code and skipped. Symbolic links are not followed.
+
+IN and OUT are kinds of recording by extension, as for 'hushpay detect'; OUT must have IN's
+extension. IN is never written: OUT naming IN (or, for folders, either inside the other) is
+refused.
+
+Options:
+  --mode silence  replace each tone with silence (default)
+  --mode flat     replace it with a soft flat beep, so a listener hears where a tone was
+  --mode noise    replace it with comfort noise
+  -h, --help      show this text
+
+Exit status: 0 everything scrubbed, 1 a failure (for a folder: any file failed),
+2 usage error.
+`;
+
+function formatMs(ms: number): string {
+  return `${Math.round(ms)} ms`;
+}
+
+function tones(count: number): string {
+  return `${count} ${count === 1 ? 'tone' : 'tones'}`;
+}
+
+function scrubSummary(result: ScrubResult): string {
+  const perChannel = result.channels > 1
+    ? ` (${result.perChannel.map((c, i) => `channel ${i}: ${c.removedTones}`).join(', ')})`
+    : '';
+  return `removed ${tones(result.removedTones)}${perChannel}, ${formatMs(result.removedMs)} in total`;
+}
+
+function parseMode(value: string | boolean | undefined): MaskMode {
+  if (value === undefined) return DEFAULT_SCRUB_MODE;
+  const mode = MASK_MODES.find((m) => m === value);
+  if (mode === undefined) throw new UsageError(`--mode must be one of ${MASK_MODES.join(', ')}, got '${String(value)}'`);
+  return mode;
+}
+
+async function isDirectory(path: string): Promise<boolean> {
+  try {
+    return (await stat(path)).isDirectory();
+  } catch {
+    return false; // scrubFile reports the real error (ENOENT, …) with its code
+  }
+}
+
+const scrub: Command = {
+  summary: 'copy a recording (or a folder of them) with every DTMF tone removed',
+  usage: SCRUB_USAGE,
+  async run(args, io) {
+    const { values, positionals } = parseCommandArgs(args, { mode: { type: 'string' } });
+    if (values['help'] === true) return help(this, io);
+    const mode = parseMode(values['mode']);
+    checkPositionals(positionals, ['IN', 'OUT']);
+    const inPath = positionals[0]!;
+    const outPath = positionals[1]!;
+
+    if (!(await isDirectory(inPath))) {
+      const result = await scrubFile(inPath, outPath, { mode });
+      io.stdout(`${inPath} -> ${outPath}: ${scrubSummary(result)}\n`);
+      return EXIT_OK;
+    }
+
+    const progress = new ProgressReporter({
+      label: 'scrub',
+      write: io.stderr,
+      isTTY: io.stderrIsTTY,
+      ...(io.stderrColumns === undefined ? {} : { columns: io.stderrColumns }),
+    });
+    const tree = await scrubTree(inPath, outPath, {
+      mode,
+      onProgress: (p) => {
+        if (p.finished?.ok === false) progress.message(`hushpay scrub: failed: ${p.finished.path}: ${formatFailure(p.finished.failure)}`);
+        progress.update(p);
+      },
+    });
+    progress.finish();
+    const failed = tree.failed > 0 ? `; ${tree.failed} failed` : '';
+    io.stdout(
+      `scrubbed ${tree.scrubbed} of ${tree.files.length} files into ${outPath}: ` +
+        `removed ${tones(tree.removedTones)}, ${formatMs(tree.removedMs)} in total${failed}\n`,
+    );
+    return tree.failed > 0 ? EXIT_FAILURE : EXIT_OK;
+  },
+};
+
+// ---------------------------------------------------------------------------------------------
+// The command table (`start` joins it in its own change)
+// ---------------------------------------------------------------------------------------------
+
+export const COMMANDS: ReadonlyMap<string, Command> = new Map([
+  ['detect', detect],
+  ['scrub', scrub],
+]);
+
+function topUsage(): string {
+  const names = [...COMMANDS.keys()];
+  const width = Math.max(...names.map((n) => n.length));
+  const lines = [...COMMANDS].map(([name, command]) => `  ${name.padEnd(width)}  ${command.summary}`);
+  return `Usage: hushpay <command> [arguments]
+
+Commands:
+${lines.join('\n')}
+
+Run 'hushpay <command> --help' for a command's arguments and options.
+`;
+}
+
+type OptionSpec = Record<string, { type: 'string' | 'boolean' }>;
+
+function parseCommandArgs(args: readonly string[], options: OptionSpec): { values: Record<string, string | boolean | undefined>; positionals: string[] } {
+  try {
+    const { values, positionals } = parseArgs({
+      args: [...args],
+      options: { ...options, help: { type: 'boolean', short: 'h' } },
+      allowPositionals: true,
+      strict: true,
+    });
+    const plain: Record<string, string | boolean | undefined> = {};
+    for (const [key, value] of Object.entries(values)) plain[key] = Array.isArray(value) ? value.at(-1) : value;
+    return { values: plain, positionals };
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (typeof code === 'string' && code.startsWith('ERR_PARSE_ARGS_')) throw new UsageError(err instanceof Error ? err.message : String(err));
+    throw err;
+  }
+}
+
+/** Exactly one positional per name, or a UsageError naming what is missing or extra. */
+function checkPositionals(positionals: readonly string[], names: readonly string[]): void {
+  if (positionals.length < names.length) throw new UsageError(`missing ${names.slice(positionals.length).join(' and ')}`);
+  if (positionals.length > names.length) throw new UsageError(`unexpected argument '${positionals[names.length]!}'`);
+}
+
+function help(command: Command, io: CliIo): number {
+  io.stdout(command.usage);
+  return EXIT_OK;
+}
+
+/** Runs `hushpay` with `argv` (the arguments after the program name); returns the exit status. */
+export async function runCli(argv: readonly string[], io: CliIo): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined) {
+    io.stderr(topUsage());
+    return EXIT_USAGE;
+  }
+  if (name === '-h' || name === '--help' || name === 'help') {
+    io.stdout(topUsage());
+    return EXIT_OK;
+  }
+  const command = COMMANDS.get(name);
+  if (command === undefined) {
+    io.stderr(`hushpay: ${formatFailure(describeFailure(new UsageError(`unknown command '${name}'`)))}\n${topUsage()}`);
+    return EXIT_USAGE;
+  }
+  try {
+    return await command.run(rest, io);
+  } catch (err) {
+    const failure = describeFailure(err);
+    io.stderr(`hushpay ${name}: ${formatFailure(failure)}\n`);
+    if (err instanceof UsageError) {
+      io.stderr(`Run 'hushpay ${name} --help' for usage.\n`);
+      return EXIT_USAGE;
+    }
+    return EXIT_FAILURE;
+  }
+}
+
+if (import.meta.main) {
+  // A closed pipe (`hushpay detect f | head -1`) is not an error worth a stack trace.
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EPIPE') throw err;
+  });
+  const io: CliIo = {
+    stdout: (text) => {
+      if (text !== '') process.stdout.write(text);
+    },
+    stderr: (text) => {
+      process.stderr.write(text);
+    },
+    stderrIsTTY: process.stderr.isTTY === true,
+    // a pseudo-terminal may report 0 columns; the reporter then assumes 80
+    stderrColumns: process.stderr.columns > 0 ? process.stderr.columns : undefined,
+  };
+  process.exitCode = await runCli(process.argv.slice(2), io);
+}
