@@ -40,14 +40,20 @@ export const LEAK_KEYS: KeyDistribution = {
   spacingMs: [300, 800],
 };
 
-/** A handset keying a card number: near-nominal tones of 60–120 ms. */
+/**
+ * A handset keying a card number: tones of 60–120 ms within ±0.5 % of nominal (crystal or
+ * digitally synthesised DTMF; Q.23 allows ±1.8 %, which `KEYPAD_KEYS_WIDE` stands for).
+ */
 export const KEYPAD_KEYS: KeyDistribution = {
   levelsDbm0: [-8, -9, -10, -11, -12],
   twistDb: [-2, 3],
-  offsetPct: [-1, 1],
+  offsetPct: [-0.5, 0.5],
   durationMs: [60, 120],
   spacingMs: [300, 1000],
 };
+
+/** The same keypad with the frequency spread of a worn or cheap sender, ±1 %. */
+export const KEYPAD_KEYS_WIDE: KeyDistribution = { ...KEYPAD_KEYS, offsetPct: [-1, 1] };
 
 /**
  * Lays `count` key presses (cycling through all 16 digits) over `speech`, starting 0.5 s in,

@@ -18,10 +18,9 @@ import {
   FilterBank,
   OFFSET_COUNT,
   OFFSET_STEP_PCT,
-  STEP_IM,
-  STEP_RE,
   SUB_BLOCK_SAMPLES,
   TONE_HZ,
+  binHz,
 } from './filterbank.ts';
 import type { PairCandidate, SlidingWindow } from './detector.ts';
 
@@ -36,6 +35,8 @@ const PLL_GATE_MIN = 0.6;
 const PLL_GATE_MAX = 1.6;
 /** Candidate reference sub-blocks need this share of the window's peak amplitude at both tones. */
 const REFERENCE_MIN_SHARE = 0.4;
+/** Failing closed, the mask runs to the last sub-block with this share of the window's peak at both tones. */
+const FAIL_CLOSED_SHARE = 0.3;
 /** A tone is over after this many absent sub-blocks (15 ms). */
 const END_AFTER_MISSES = 3;
 /** After a miss, this many consecutive present sub-blocks resume the tone (and back-fill the gap). */
@@ -77,88 +78,73 @@ export interface ToneSegment {
 }
 
 /**
- * Running measurements of one tone over the sub-blocks judged present, taken against the
- * tracker's own phase prediction — so a tone of any length is measured coherently at its
- * tracked frequency, not at the nearest fixed grid bin (whose main lobe a long tone outgrows).
+ * What was measured of one tone over the sub-blocks judged present: its phasor at the tracked
+ * bin in each of them (absolute phase, so phasors of bridged segments stay coherent), from
+ * which the classifier finds the tone's exact frequency and level afterwards.
  */
 export class ToneStats {
   bin = 0;
-  count = 0;
-  /** Σ S_b·conj(P_b)/|P_b| of the current segment: the tone's complex amplitude in the prediction's frame. */
-  #inPhaseRe = 0;
-  #inPhaseIm = 0;
-  /** Σ over finished segments of |Σ S_b·conj(P_b)/|P_b|| (each segment coherent within itself). */
-  #amplitudeOfSegments = 0;
-  /** Σ|S_b|². */
+  /** Sub-block index, and phasor at `bin`, of each present sub-block (at most MAX_KEPT). */
+  readonly index: number[] = [];
+  readonly re: number[] = [];
+  readonly im: number[] = [];
+  /** Σ|S_b|² over them. */
   incoherent = 0;
-  /**
-   * Σ S_b·conj(S_{b−1})·e^{jω_bin·40} over consecutive present sub-blocks: its angle is the
-   * tone's own phase advance per sub-block (mod 2π), the same whichever bin measured it.
-   */
-  lagRe = 0;
-  lagIm = 0;
-  #previous = -2;
+
+  get count(): number {
+    return this.index.length;
+  }
 
   reset(bin: number): void {
     this.bin = bin;
-    this.count = 0;
-    this.#inPhaseRe = 0;
-    this.#inPhaseIm = 0;
-    this.#amplitudeOfSegments = 0;
+    this.index.length = 0;
+    this.re.length = 0;
+    this.im.length = 0;
     this.incoherent = 0;
-    this.lagRe = 0;
-    this.lagIm = 0;
-    this.#previous = -2;
   }
 
-  /** Σ of each segment's coherent amplitude |Σ S_b·conj(P_b)/|P_b||. */
-  get amplitude(): number {
-    return this.#amplitudeOfSegments + Math.hypot(this.#inPhaseRe, this.#inPhaseIm);
-  }
-
-  add(bank: FilterBank, tone: TrackedTone, j: number): void {
+  add(bank: FilterBank, j: number): void {
+    if (this.index.length >= MAX_KEPT_SUB_BLOCKS) return;
     const at = bank.slot(j) * BIN_COUNT + this.bin;
     const re = bank.re[at]!;
     const im = bank.im[at]!;
-    tone.predict(j, predicted);
-    const norm = Math.hypot(predicted.re, predicted.im);
-    if (norm > 0) {
-      this.#inPhaseRe += (re * predicted.re + im * predicted.im) / norm;
-      this.#inPhaseIm += (im * predicted.re - re * predicted.im) / norm;
-    }
+    this.index.push(j);
+    this.re.push(re);
+    this.im.push(im);
     this.incoherent += re * re + im * im;
-    if (this.#previous === j - 1 && bank.holds(j - 1)) {
-      const before = bank.slot(j - 1) * BIN_COUNT + this.bin;
-      const pr = bank.re[before]!;
-      const pi = bank.im[before]!;
-      const lr = re * pr + im * pi;
-      const li = im * pr - re * pi;
-      // to absolute: multiply by e^{+jω_bin·40} = conj(STEP)
-      const cr = STEP_RE[this.bin]!;
-      const ci = -STEP_IM[this.bin]!;
-      this.lagRe += lr * cr - li * ci;
-      this.lagIm += lr * ci + li * cr;
-    }
-    this.#previous = j;
-    this.count++;
   }
 
-  /** Adds another segment's measurements of the same tone (a bridged interruption). */
+  /**
+   * Adds another segment of the same tone (a bridged interruption). Phasors measured at
+   * another bin are carried to this one: e^{−j(ω_this − ω_other)·n0}.
+   */
   merge(other: ToneStats): void {
-    this.count += other.count;
-    this.#amplitudeOfSegments += other.amplitude;
+    const delta = BIN_OMEGA_OF(this.bin) - BIN_OMEGA_OF(other.bin);
+    for (let i = 0; i < other.index.length && this.index.length < MAX_KEPT_SUB_BLOCKS; i++) {
+      const j = other.index[i]!;
+      const angle = -delta * j * SUB_BLOCK_SAMPLES;
+      const c = Math.cos(angle);
+      const s = Math.sin(angle);
+      this.index.push(j);
+      this.re.push(other.re[i]! * c - other.im[i]! * s);
+      this.im.push(other.re[i]! * s + other.im[i]! * c);
+    }
     this.incoherent += other.incoherent;
-    this.lagRe += other.lagRe;
-    this.lagIm += other.lagIm;
   }
 
-  /** A finished copy (its amplitude sealed as one segment's). */
   copy(): ToneStats {
     const c = new ToneStats();
     c.reset(this.bin);
     c.merge(this);
     return c;
   }
+}
+
+/** Longest tone measured in full (2 s); the rest of a longer one adds nothing to its verdict. */
+const MAX_KEPT_SUB_BLOCKS = 400;
+
+function BIN_OMEGA_OF(bin: number): number {
+  return (2 * Math.PI * binHz(bin)) / 8000;
 }
 
 /** One tracked component (the low or the high tone) of a pair. */
@@ -409,9 +395,24 @@ export class ToneTracker {
         bestStrength = strength;
       }
     }
-    if (bestIndex < 0 || bestAgree <= 0) return;
+    // The window holds a DTMF-like pair but maybe no sub-block of it predicts the others (a
+    // tone buried in loud speech): then fail closed and mask what is still unsent of it.
+    // Its end is the last sub-block where both tones are still near their peak in the window.
+    const maskWindow = (): void => {
+      let last = windowStart;
+      for (let j = windowStart; j <= k; j++) {
+        const low = this.#magnitude(j, this.#low.bin);
+        const high = this.#magnitude(j, this.#high.bin);
+        if (low >= FAIL_CLOSED_SHARE * maxLow && high >= FAIL_CLOSED_SHARE * maxHigh) last = j;
+      }
+      this.#sink.mask(windowStart - PRE_ROLL_SUB_BLOCKS, last + 1 + POST_ROLL_SUB_BLOCKS);
+    };
+    if (bestIndex < 0 || bestAgree <= 0) {
+      maskWindow();
+      return;
+    }
     this.#setReference(bestIndex);
-    this.#refineReference(windowStart, k);
+    if (!this.#refineReference(windowStart, k)) this.#setReference(bestIndex);
 
     // A confirmation of the pair that has just ended: the same tone seen again by a window that
     // still holds it, or the tone resuming after speech broke the track. Accept it only at the
@@ -445,7 +446,10 @@ export class ToneTracker {
       }
       i = e + 1;
     }
-    if (runStart < 0) return;
+    if (runStart < 0) {
+      maskWindow();
+      return;
+    }
     while (runStart >= 2 && present[runStart - 2] && !present[runStart - 1]) {
       runStart -= 2;
       while (runStart > 0 && present[runStart - 1]) runStart--;
@@ -549,8 +553,8 @@ export class ToneTracker {
       this.#sumIm[bin] = this.#sumIm[bin]! + bank.im[base + bin]!;
     }
     this.#energy += bank.energy[bank.slot(j)]!;
-    this.#lowStats.add(bank, this.#low, j);
-    this.#highStats.add(bank, this.#high, j);
+    this.#lowStats.add(bank, j);
+    this.#highStats.add(bank, j);
     this.#presentCount++;
   }
 
@@ -623,11 +627,14 @@ export class ToneTracker {
     }
   }
 
-  /** Averages the reference over the window's sub-blocks that agree with it. */
-  #refineReference(from: number, to: number): void {
+  /**
+   * Averages the reference over the window's sub-blocks that agree with it. Returns false, with
+   * the reference moved, if the average agrees with fewer sub-blocks than the single one did.
+   */
+  #refineReference(from: number, to: number): boolean {
     const agreeing: number[] = [];
     for (let j = from; j <= to; j++) if (this.#present(j)) agreeing.push(j);
-    if (agreeing.length === 0) return;
+    if (agreeing.length === 0) return false;
     for (const tone of [this.#low, this.#high]) {
       let re = 0;
       let im = 0;
@@ -643,7 +650,11 @@ export class ToneTracker {
       tone.refRe = re / agreeing.length;
       tone.refIm = im / agreeing.length;
     }
+    let after = 0;
+    for (let j = from; j <= to; j++) if (this.#present(j)) after++;
+    return after >= agreeing.length;
   }
+
 }
 
 function withinRatio(a: number, b: number): boolean {
