@@ -133,12 +133,44 @@ export class SlidingWindow {
     if (this.energy < 0) this.energy = 0; // rounding after long digital silence
   }
 
-  /** Sinusoid energies of every bin from the current sums (only when a rule asks). */
+  /** Strongest bin of each group (over all offsets, and over the nominal bins only). */
+  readonly peaks = { low: 0, high: 0, lowNominal: 0, highNominal: 0 };
+
+  /**
+   * Sinusoid energies of every bin from the current sums, and each group's peaks, in one
+   * pass (only when a rule asks).
+   */
   refreshTones(): void {
     const scale = 2 / (this.subBlocks * SUB_BLOCK_SAMPLES);
     const re = this.re;
     const im = this.im;
-    for (let bin = 0; bin < BIN_COUNT; bin++) this.tone[bin] = (re[bin]! * re[bin]! + im[bin]! * im[bin]!) * scale;
+    const tone = this.tone;
+    const peaks = this.peaks;
+    let low = 0;
+    let lowNominal = NOMINAL_OFFSET;
+    const half = 4 * OFFSET_COUNT;
+    for (let bin = 0; bin < half; bin++) {
+      const e = (re[bin]! * re[bin]! + im[bin]! * im[bin]!) * scale;
+      tone[bin] = e;
+      if (e > tone[low]!) low = bin;
+    }
+    let high = half;
+    let highNominal = half + NOMINAL_OFFSET;
+    for (let bin = half; bin < BIN_COUNT; bin++) {
+      const e = (re[bin]! * re[bin]! + im[bin]! * im[bin]!) * scale;
+      tone[bin] = e;
+      if (e > tone[high]!) high = bin;
+    }
+    for (let t = 1; t < 4; t++) {
+      const l = t * OFFSET_COUNT + NOMINAL_OFFSET;
+      if (tone[l]! > tone[lowNominal]!) lowNominal = l;
+      const h = half + l;
+      if (tone[h]! > tone[highNominal]!) highNominal = h;
+    }
+    peaks.low = low;
+    peaks.high = high;
+    peaks.lowNominal = lowNominal;
+    peaks.highNominal = highNominal;
   }
 }
 
@@ -172,24 +204,6 @@ interface GroupPeak {
 const scratchLow: GroupPeak = { bin: 0, energy: 0 };
 const scratchHigh: GroupPeak = { bin: 0, energy: 0 };
 
-/** The strongest bin among tones [firstTone, firstTone + 4) of a window (nominal bins only, if asked). */
-function groupPeak(tone: Float64Array, firstTone: number, nominalOnly: boolean, out: GroupPeak): GroupPeak {
-  const step = nominalOnly ? OFFSET_COUNT : 1;
-  let best = firstTone * OFFSET_COUNT + (nominalOnly ? NOMINAL_OFFSET : 0);
-  let bestEnergy = tone[best]!;
-  const end = (firstTone + 4) * OFFSET_COUNT;
-  for (let bin = best + step; bin < end; bin += step) {
-    const e = tone[bin]!;
-    if (e > bestEnergy) {
-      bestEnergy = e;
-      best = bin;
-    }
-  }
-  out.bin = best;
-  out.energy = bestEnergy;
-  return out;
-}
-
 /** Whether the peak stands clear of the group's other three tones (nominal and, if asked, wide). */
 function pure(tone: Float64Array, firstTone: number, peak: GroupPeak, compiled: CompiledRule): boolean {
   const peakTone = (peak.bin / OFFSET_COUNT) | 0;
@@ -208,8 +222,12 @@ function pure(tone: Float64Array, firstTone: number, peak: GroupPeak, compiled: 
 export function evaluateWindow(window: SlidingWindow, compiled: CompiledRule): PairCandidate | undefined {
   const tone = window.tone;
   const nominalOnly = compiled.rule.nominalOnly;
-  const low = groupPeak(tone, 0, nominalOnly, scratchLow);
-  const high = groupPeak(tone, 4, nominalOnly, scratchHigh);
+  const low = scratchLow;
+  const high = scratchHigh;
+  low.bin = nominalOnly ? window.peaks.lowNominal : window.peaks.low;
+  high.bin = nominalOnly ? window.peaks.highNominal : window.peaks.high;
+  low.energy = tone[low.bin]!;
+  high.energy = tone[high.bin]!;
   const weaker = Math.min(low.energy, high.energy);
   const stronger = Math.max(low.energy, high.energy);
   if (weaker < compiled.minToneEnergy) return undefined;
@@ -225,6 +243,38 @@ export function evaluateWindow(window: SlidingWindow, compiled: CompiledRule): P
     highTone: (high.bin / OFFSET_COUNT) | 0,
     pairRatio,
   };
+}
+
+/** Updates two windows with the newest sub-block in one pass over the bank. */
+function updateWindows(bank: FilterBank, a: SlidingWindow, b: SlidingWindow): void {
+  const newest = bank.count - 1;
+  const leavingA = newest - a.subBlocks;
+  const leavingB = newest - b.subBlocks;
+  if (leavingA < 0 || leavingB < 0) {
+    a.update(bank);
+    b.update(bank);
+    return;
+  }
+  const added = bank.slot(newest) * BIN_COUNT;
+  const removedA = bank.slot(leavingA) * BIN_COUNT;
+  const removedB = bank.slot(leavingB) * BIN_COUNT;
+  const bre = bank.re;
+  const bim = bank.im;
+  const are = a.re;
+  const aim = a.im;
+  const cre = b.re;
+  const cim = b.im;
+  for (let bin = 0; bin < BIN_COUNT; bin++) {
+    const nr = bre[added + bin]!;
+    const ni = bim[added + bin]!;
+    are[bin] = are[bin]! + nr - bre[removedA + bin]!;
+    aim[bin] = aim[bin]! + ni - bim[removedA + bin]!;
+    cre[bin] = cre[bin]! + nr - bre[removedB + bin]!;
+    cim[bin] = cim[bin]! + ni - bim[removedB + bin]!;
+  }
+  const energy = bank.energy[bank.slot(newest)]!;
+  a.energy = Math.max(0, a.energy + energy - bank.energy[bank.slot(leavingA)]!);
+  b.energy = Math.max(0, b.energy + energy - bank.energy[bank.slot(leavingB)]!);
 }
 
 /** Both windows of the mask detector, updated and asked once per sub-block. */
@@ -246,8 +296,7 @@ export class MaskDetector {
    * passes. The long window is asked first: its frequency estimate is the finer one.
    */
   update(bank: FilterBank): PairCandidate | undefined {
-    this.long.update(bank);
-    this.short.update(bank);
+    updateWindows(bank, this.long, this.short);
     if (bank.count >= this.long.subBlocks) {
       this.long.refreshTones();
       for (const rule of this.#longRules) {
@@ -264,4 +313,5 @@ export class MaskDetector {
     }
     return undefined;
   }
+
 }

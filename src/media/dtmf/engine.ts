@@ -49,8 +49,10 @@ export interface DtmfEngineOptions {
 const HISTORY_SUB_BLOCKS = 64;
 /** Mask marks kept ahead of and behind the output point, in sub-blocks. */
 const MASK_RING_SUB_BLOCKS = 1024;
+const MASK_RING_MASK = MASK_RING_SUB_BLOCKS - 1;
 /** Samples the delay line holds: enough for the longest frame we split into. */
 const DELAY_RING_SAMPLES = 8192;
+const RING_MASK = DELAY_RING_SAMPLES - 1;
 const MAX_FRAME_SAMPLES = DELAY_RING_SAMPLES - 4 * SUB_BLOCK_SAMPLES - (MAX_DELAY_MS * SAMPLE_RATE_HZ) / 1000;
 
 interface Renderer {
@@ -86,6 +88,8 @@ export class DtmfEngine implements MaskSink {
   readonly #ring = new Int16Array(DELAY_RING_SAMPLES);
   /** Original G.711 bytes, kept so unmasked output is byte-identical. */
   readonly #bytes = new Uint8Array(DELAY_RING_SAMPLES);
+  /** A sub-block that wraps around the end of the ring, copied straight. */
+  readonly #block = new Int16Array(SUB_BLOCK_SAMPLES);
   /** maskMarks[j % size] === j + 1 when sub-block j is masked. */
   readonly #maskMarks = new Int32Array(MASK_RING_SUB_BLOCKS);
   /** Samples received, analysed (whole sub-blocks) and sent. */
@@ -139,7 +143,7 @@ export class DtmfEngine implements MaskSink {
   mask(from: number, to: number): void {
     const first = Math.max(from, Math.floor(this.#sent / SUB_BLOCK_SAMPLES));
     const last = Math.min(to, Math.floor(this.#received / SUB_BLOCK_SAMPLES) + MASK_RING_SUB_BLOCKS / 2);
-    for (let j = first; j < last; j++) this.#maskMarks[j % MASK_RING_SUB_BLOCKS] = j + 1;
+    for (let j = first; j < last; j++) this.#maskMarks[j & MASK_RING_MASK] = j + 1;
   }
 
   /**
@@ -152,7 +156,7 @@ export class DtmfEngine implements MaskSink {
 
   isMasked(sample: number): boolean {
     const j = Math.floor(sample / SUB_BLOCK_SAMPLES);
-    return this.#maskMarks[j % MASK_RING_SUB_BLOCKS] === j + 1;
+    return this.#maskMarks[j & MASK_RING_MASK] === j + 1;
   }
 
   /**
@@ -162,9 +166,11 @@ export class DtmfEngine implements MaskSink {
   processLinear(samples: Int16Array): Int16Array[] {
     const outputs = this.#renderers.map(() => new Int16Array(samples.length));
     for (let offset = 0; offset < samples.length; offset += MAX_FRAME_SAMPLES) {
-      const part = samples.subarray(offset, Math.min(samples.length, offset + MAX_FRAME_SAMPLES));
-      this.#take(part, undefined);
-      this.#emit(outputs, undefined, offset, part.length, this.#received - this.delaySamples - part.length);
+      const count = Math.min(samples.length - offset, MAX_FRAME_SAMPLES);
+      for (let i = 0; i < count; i++) this.#ring[(this.#received + i) & RING_MASK] = samples[offset + i]!;
+      this.#received += count;
+      this.#analyse();
+      this.#emit(outputs, undefined, offset, count, this.#received - this.delaySamples - count);
     }
     return outputs;
   }
@@ -173,13 +179,18 @@ export class DtmfEngine implements MaskSink {
   processG711(law: G711Law, bytes: Uint8Array): Uint8Array[] {
     const outputs = this.#renderers.map(() => new Uint8Array(bytes.length));
     const table = decodeTable(law);
-    const linear = new Int16Array(Math.min(bytes.length, MAX_FRAME_SAMPLES));
     for (let offset = 0; offset < bytes.length; offset += MAX_FRAME_SAMPLES) {
-      const part = bytes.subarray(offset, Math.min(bytes.length, offset + MAX_FRAME_SAMPLES));
-      const view = linear.subarray(0, part.length);
-      for (let i = 0; i < part.length; i++) view[i] = table[part[i]!]!;
-      this.#take(view, part);
-      this.#emit(outputs, law, offset, part.length, this.#received - this.delaySamples - part.length);
+      const count = Math.min(bytes.length - offset, MAX_FRAME_SAMPLES);
+      // decode straight into the delay line, keeping the bytes beside the samples
+      for (let i = 0; i < count; i++) {
+        const at = (this.#received + i) & RING_MASK;
+        const byte = bytes[offset + i]!;
+        this.#bytes[at] = byte;
+        this.#ring[at] = table[byte]!;
+      }
+      this.#received += count;
+      this.#analyse();
+      this.#emit(outputs, law, offset, count, this.#received - this.delaySamples - count);
     }
     return outputs;
   }
@@ -206,7 +217,7 @@ export class DtmfEngine implements MaskSink {
     const partial = this.#received - this.#analysed;
     if (partial > 0) {
       const pad = new Float64Array(SUB_BLOCK_SAMPLES);
-      for (let i = 0; i < partial; i++) pad[i] = this.#ring[(this.#analysed + i) % DELAY_RING_SAMPLES]!;
+      for (let i = 0; i < partial; i++) pad[i] = this.#ring[(this.#analysed + i) & RING_MASK]!;
       this.#bank.push(pad, 0);
       this.#analysed += SUB_BLOCK_SAMPLES;
       this.#tracker.step(this.#detector.update(this.#bank), Math.floor(this.#sent / SUB_BLOCK_SAMPLES));
@@ -215,20 +226,15 @@ export class DtmfEngine implements MaskSink {
     this.#classifier.flush();
   }
 
-  #take(samples: Int16Array, bytes: Uint8Array | undefined): void {
-    for (let i = 0; i < samples.length; i++) {
-      const at = (this.#received + i) % DELAY_RING_SAMPLES;
-      this.#ring[at] = samples[i]!;
-      if (bytes) this.#bytes[at] = bytes[i]!;
-    }
-    this.#received += samples.length;
-    const block = new Int16Array(SUB_BLOCK_SAMPLES);
+  /** Analyses every whole sub-block received and not yet analysed. */
+  #analyse(): void {
+    const block = this.#block;
     while (this.#received - this.#analysed >= SUB_BLOCK_SAMPLES) {
-      const start = this.#analysed % DELAY_RING_SAMPLES;
+      const start = this.#analysed & RING_MASK;
       let source: Int16Array = this.#ring;
       let offset = start;
       if (start + SUB_BLOCK_SAMPLES > DELAY_RING_SAMPLES) {
-        for (let i = 0; i < SUB_BLOCK_SAMPLES; i++) block[i] = this.#ring[(start + i) % DELAY_RING_SAMPLES]!;
+        for (let i = 0; i < SUB_BLOCK_SAMPLES; i++) block[i] = this.#ring[(start + i) & RING_MASK]!;
         source = block;
         offset = 0;
       }
@@ -237,7 +243,7 @@ export class DtmfEngine implements MaskSink {
       const candidate = this.#detector.update(this.#bank);
       this.#tracker.step(candidate, Math.floor(this.#sent / SUB_BLOCK_SAMPLES));
       const pending = this.#classifier.pendingPair();
-      this.#classifier.advance(this.#analysed, this.#tracker.active && pending !== undefined && this.#tracker.follows(pending));
+      this.#classifier.advance(this.#analysed, pending !== undefined && this.#tracker.follows(pending));
     }
   }
 
@@ -293,7 +299,7 @@ export class DtmfEngine implements MaskSink {
         for (let r = 0; r < outputs.length; r++) {
           this.#renderers[r]!.runPosition = 0;
           const out = outputs[r]!;
-          for (let k = i; k < end; k++) out[offset + k] = source[(first + k) % DELAY_RING_SAMPLES]!;
+          for (let k = i; k < end; k++) out[offset + k] = source[(first + k) & RING_MASK]!;
         }
       } else {
         for (let r = 0; r < outputs.length; r++) {
