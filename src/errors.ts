@@ -146,6 +146,22 @@ export class UnsupportedFileTypeError extends HushpayError {
 }
 
 // ---------------------------------------------------------------------------------------------
+// SIP
+// ---------------------------------------------------------------------------------------------
+
+/** A SIP message hushpay cannot parse; `detail` is a number (a length, a count), never text of it. */
+export class SipParseError extends HushpayError {
+  readonly code = 'HP_ERR_SIP_PARSE';
+  readonly reason: string;
+  readonly detail: number;
+  constructor(reason: string, detail: number) {
+    super(`SIP: ${reason} (${detail})`);
+    this.reason = reason;
+    this.detail = detail;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
 // Lifecycle
 // ---------------------------------------------------------------------------------------------
 
