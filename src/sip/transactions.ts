@@ -394,10 +394,9 @@ export class TransactionLayer {
     return this.#servers.get(serverKey(cancel, 'INVITE'));
   }
 
-  forget(tx: ClientTransaction | ServerTransaction): void {
-    if (tx instanceof ClientTransaction) {
-      if (this.#clients.get(tx.key) === tx) this.#clients.delete(tx.key);
-    } else if (this.#servers.get(tx.key) === tx) this.#servers.delete(tx.key);
+  forget(tx: Transaction): void {
+    if (this.#clients.get(tx.key) === tx) this.#clients.delete(tx.key);
+    else if (this.#servers.get(tx.key) === tx) this.#servers.delete(tx.key);
   }
 
   /** Terminates every transaction (their timers with them). */
