@@ -161,6 +161,20 @@ export class SipParseError extends HushpayError {
   }
 }
 
+/**
+ * SIP Digest authentication (RFC 3261 §22, RFC 7616, RFC 8760) that cannot go on: a challenge
+ * that is not Digest or lacks realm/nonce, an algorithm or qop hushpay does not do, a value that
+ * cannot be put in a header. `reason` is fixed text: never a credential, a nonce or header text.
+ */
+export class SipDigestError extends HushpayError {
+  readonly code = 'HP_ERR_SIP_DIGEST';
+  readonly reason: string;
+  constructor(reason: string) {
+    super(`SIP digest: ${reason}`);
+    this.reason = reason;
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Lifecycle
 // ---------------------------------------------------------------------------------------------
