@@ -175,6 +175,18 @@ export class SipDigestError extends HushpayError {
   }
 }
 
+/** A SIP request that ended with a final response other than 2xx (or 408 for a timeout). */
+export class SipRequestFailedError extends HushpayError {
+  readonly code = 'HP_ERR_SIP_REQUEST_FAILED';
+  readonly method: string;
+  readonly status: number;
+  constructor(method: string, status: number, reason?: string) {
+    super(`${method} failed: ${status}${reason ? ` ${reason}` : ''}`);
+    this.method = method;
+    this.status = status;
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Lifecycle
 // ---------------------------------------------------------------------------------------------
