@@ -187,10 +187,76 @@ const scrub: Command = {
 };
 
 // ---------------------------------------------------------------------------------------------
-// The command table (`start` joins it in its own change)
+// start
+// ---------------------------------------------------------------------------------------------
+
+const START_USAGE = `Usage: hushpay start [--config FILE] [--sip HOST:PORT] [--pbx SIP-URI] [--http HOST:PORT] [--data DIR]
+
+Starts hushpay: the SIP B2BUA between your trunk and your PBX, masking every DTMF digit the
+caller keys on the agent's audio and in the recording.
+
+  --config FILE    a JSON config file (tenants, ports, masking); without one, the embedded
+                   defaults: SIP on 127.0.0.1:5060 UDP and TCP, every call routed to --pbx
+  --sip HOST:PORT  where SIP listens (overrides the config)
+  --pbx SIP-URI    where calls go when the config names no tenants, e.g. sip:agents@10.0.0.5
+  --http HOST:PORT where the API and agent page listen (overrides the config)
+  --data DIR       where recordings and the store live (default ./data)
+
+A mistake in the config is reported with the field it is in, and hushpay does not start.
+Ctrl-C (SIGINT) or SIGTERM ends every call and stops.
+`;
+
+const start: Command = {
+  summary: 'run hushpay (the SIP B2BUA with DTMF masking)',
+  usage: START_USAGE,
+  async run(args, io) {
+    const { values, positionals } = parseCommandArgs(args, { config: { type: 'string' }, sip: { type: 'string' }, pbx: { type: 'string' }, http: { type: 'string' }, data: { type: 'string' } });
+    if (values['help'] === true) return help(this, io);
+    checkPositionals(positionals, []);
+    const str = (k: string): string | undefined => (typeof values[k] === 'string' ? (values[k] as string) : undefined);
+    const { loadConfig } = await import('./config.ts');
+    const { startHushpay } = await import('./server.ts');
+    const config = await loadConfig(str('config'), {
+      ...(str('sip') !== undefined ? { sip: str('sip')! } : {}),
+      ...(str('pbx') !== undefined ? { pbx: str('pbx')! } : {}),
+      ...(str('http') !== undefined ? { http: str('http')! } : {}),
+      ...(str('data') !== undefined ? { data: str('data')! } : {}),
+    });
+    const hushpay = await startHushpay(config);
+    const tenants = config.tenants.map((t) => `${t.id} → ${t.pbx}`).join(', ');
+    io.stdout(
+      [
+        'hushpay is running',
+        `  SIP       ${hushpay.port.listening.join(', ')}`,
+        `  media     ${config.media.host}, RTP ports ${config.media.portMin}-${config.media.portMax}, mask delay ${config.media.maskDelayMs} ms`,
+        `  tenants   ${tenants}`,
+        `  data      ${config.dataDir}`,
+        `Place a test call: npx sip-sim caller --to sip:100@${config.sip.host}:${config.sip.port} --digits 4111111111111111 --dtmf inband`,
+        'Ctrl-C stops.',
+        '',
+      ].join('\n'),
+    );
+    await new Promise<void>((resolve) => {
+      const stop = (): void => {
+        process.off('SIGINT', stop);
+        process.off('SIGTERM', stop);
+        resolve();
+      };
+      process.on('SIGINT', stop);
+      process.on('SIGTERM', stop);
+    });
+    io.stderr('hushpay: stopping\n');
+    await hushpay.close();
+    return EXIT_OK;
+  },
+};
+
+// ---------------------------------------------------------------------------------------------
+// The command table
 // ---------------------------------------------------------------------------------------------
 
 export const COMMANDS: ReadonlyMap<string, Command> = new Map([
+  ['start', start],
   ['detect', detect],
   ['scrub', scrub],
 ]);

@@ -109,6 +109,14 @@ export class WavFormatError extends MediaParseError {
   }
 }
 
+/** No RTP port free in the configured range. */
+export class RtpPortsExhaustedError extends HushpayError {
+  readonly code = 'HP_ERR_RTP_PORTS_EXHAUSTED';
+  constructor(min: number, max: number) {
+    super(`no free RTP port in ${min}-${max}`);
+  }
+}
+
 /** A request the caller made that the media code cannot honour (bad option, bad size). */
 export class MediaConfigError extends HushpayError {
   readonly code = 'HP_ERR_MEDIA_CONFIG';
@@ -175,6 +183,16 @@ export class SipDigestError extends HushpayError {
   }
 }
 
+/** An SDP body hushpay cannot use; `reason` names the rule. */
+export class SdpError extends HushpayError {
+  readonly code = 'HP_ERR_SDP';
+  readonly reason: string;
+  constructor(reason: string) {
+    super(`SDP: ${reason}`);
+    this.reason = reason;
+  }
+}
+
 /** A SIP request that ended with a final response other than 2xx (or 408 for a timeout). */
 export class SipRequestFailedError extends HushpayError {
   readonly code = 'HP_ERR_SIP_REQUEST_FAILED';
@@ -184,6 +202,20 @@ export class SipRequestFailedError extends HushpayError {
     super(`${method} failed: ${status}${reason ? ` ${reason}` : ''}`);
     this.method = method;
     this.status = status;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Configuration
+// ---------------------------------------------------------------------------------------------
+
+/** A configuration mistake; `field` names it (`tenants[0].pbx`, `--sip`). hushpay does not start. */
+export class ConfigError extends HushpayError {
+  readonly code = 'HP_ERR_CONFIG';
+  readonly field: string;
+  constructor(field: string, problem: string) {
+    super(`${field}: ${problem}`);
+    this.field = field;
   }
 }
 

@@ -100,6 +100,11 @@ export class MaskedMediaStream {
     return this.#engine.delaySamples;
   }
 
+  /** The caller's audio received so far, ms (the clock digit times are on). */
+  get positionMs(): number {
+    return (this.#engine.position * 1000) / SAMPLE_RATE_HZ;
+  }
+
   get stats(): MaskedStreamStats {
     return {
       packetsIn: this.#packetsIn,

@@ -1,0 +1,304 @@
+/**
+ * hushpay's configuration: one JSON file (or none — embedded defaults), validated at start
+ * with a message naming the field for each mistake. Secrets never sit in the file: a
+ * credential names the environment variable that holds it.
+ */
+
+import { readFile } from 'node:fs/promises';
+import { ConfigError } from './errors.ts';
+import { MASK_MODES, type MaskMode } from './media/dtmf/engine.ts';
+import { parseUri } from './sip/message.ts';
+
+export type MaskPolicy = 'always' | 'secure';
+
+export interface TenantConfig {
+  readonly id: string;
+  readonly name: string;
+  /** Called numbers (To / Request-URI user part) routed here: exact, or a prefix ending in `*`. */
+  readonly numbers: readonly string[];
+  /** Source addresses routed here: an IPv4 address or CIDR block. */
+  readonly sources: readonly string[];
+  /** Where the agent leg goes (the PBX), a sip: URI. */
+  readonly pbx: string;
+  /** Digest credentials for the PBX, the password read from the environment variable named. */
+  readonly pbxCredentials: { readonly username: string; readonly passwordEnv: string } | undefined;
+  readonly recording: boolean;
+  readonly masking: { readonly agent: MaskMode; readonly recording: MaskMode };
+  readonly maskPolicy: MaskPolicy;
+}
+
+export interface HushpayConfig {
+  readonly sip: {
+    readonly engine: 'embedded' | 'drachtio';
+    readonly host: string;
+    readonly port: number;
+    readonly udp: boolean;
+    readonly tcp: boolean;
+    /** The address peers should reach us at (Contact, Via), if not `host`. */
+    readonly advertise: string | undefined;
+    readonly drachtio: { readonly host: string; readonly port: number; readonly secretEnv: string } | undefined;
+    readonly timers: { readonly T1: number; readonly T2: number; readonly T4: number };
+  };
+  readonly media: {
+    readonly host: string;
+    readonly advertise: string | undefined;
+    readonly portMin: number;
+    readonly portMax: number;
+    /** A call with no RTP from the caller for this long ends (not while on hold). */
+    readonly noRtpTimeoutMs: number;
+    readonly maskDelayMs: number;
+  };
+  readonly calls: { readonly max: number };
+  readonly http: { readonly host: string; readonly port: number };
+  readonly dataDir: string;
+  readonly tenants: readonly TenantConfig[];
+}
+
+export interface StartOptions {
+  readonly sip?: string;
+  readonly pbx?: string;
+  readonly http?: string;
+  readonly data?: string;
+}
+
+export const DEFAULTS = {
+  sip: { engine: 'embedded', host: '127.0.0.1', port: 5060, udp: true, tcp: true, timers: { T1: 500, T2: 4000, T4: 5000 } },
+  media: { host: '127.0.0.1', portMin: 20000, portMax: 29999, noRtpTimeoutMs: 60_000, maskDelayMs: 20 },
+  calls: { max: 1000 },
+  http: { host: '127.0.0.1', port: 8080 },
+  dataDir: './data',
+  tenant: { recording: true, masking: { agent: 'flat', recording: 'silence' }, maskPolicy: 'always' },
+} as const;
+
+type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
+
+/** Reads the config file (if any) and the command line over it; throws ConfigError. */
+export async function loadConfig(file: string | undefined, options: StartOptions = {}): Promise<HushpayConfig> {
+  let raw: Json = {};
+  if (file !== undefined) {
+    let text: string;
+    try {
+      text = await readFile(file, 'utf8');
+    } catch (err) {
+      throw new ConfigError('config', `cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`);
+    }
+    try {
+      raw = JSON.parse(text) as Json;
+    } catch (err) {
+      throw new ConfigError('config', `${file} is not JSON: ${(err as Error).message}`);
+    }
+  }
+  return validateConfig(raw, options);
+}
+
+class Reader {
+  readonly path: string;
+  readonly value: Json | undefined;
+  constructor(path: string, value: Json | undefined) {
+    this.path = path;
+    this.value = value;
+  }
+  object(): Reader {
+    if (this.value !== undefined && (typeof this.value !== 'object' || this.value === null || Array.isArray(this.value))) throw new ConfigError(this.path, 'must be an object');
+    return this;
+  }
+  field(name: string): Reader {
+    const obj = this.value;
+    const v = obj && typeof obj === 'object' && !Array.isArray(obj) ? obj[name] : undefined;
+    return new Reader(this.path ? `${this.path}.${name}` : name, v);
+  }
+  string(fallback?: string): string {
+    if (this.value === undefined && fallback !== undefined) return fallback;
+    if (typeof this.value !== 'string' || this.value.length === 0) throw new ConfigError(this.path, 'must be a non-empty string');
+    return this.value;
+  }
+  optionalString(): string | undefined {
+    return this.value === undefined ? undefined : this.string();
+  }
+  integer(fallback: number, min: number, max: number): number {
+    const v = this.value === undefined ? fallback : this.value;
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) throw new ConfigError(this.path, `must be an integer from ${min} to ${max}`);
+    return v;
+  }
+  boolean(fallback: boolean): boolean {
+    const v = this.value === undefined ? fallback : this.value;
+    if (typeof v !== 'boolean') throw new ConfigError(this.path, 'must be true or false');
+    return v;
+  }
+  oneOf<T extends string>(choices: readonly T[], fallback: T): T {
+    const v = this.value === undefined ? fallback : this.value;
+    if (typeof v !== 'string' || !(choices as readonly string[]).includes(v)) throw new ConfigError(this.path, `must be one of ${choices.join(', ')}`);
+    return v as T;
+  }
+  array(): Reader[] {
+    if (this.value === undefined) return [];
+    if (!Array.isArray(this.value)) throw new ConfigError(this.path, 'must be an array');
+    return this.value.map((v, i) => new Reader(`${this.path}[${i}]`, v));
+  }
+  /** Fails on keys the schema does not know (a typo would otherwise be silently ignored). */
+  only(keys: readonly string[]): this {
+    const obj = this.value;
+    if (obj && typeof obj === 'object' && !Array.isArray(obj)) {
+      for (const k of Object.keys(obj)) if (!keys.includes(k)) throw new ConfigError(this.path ? `${this.path}.${k}` : k, `is not a known setting (known: ${keys.join(', ')})`);
+    }
+    return this;
+  }
+}
+
+function hostPort(text: string, field: string): { host: string; port: number } {
+  const m = /^(\[[^\]]+\]|[^:]+):(\d{1,5})$/.exec(text);
+  const port = Number(m?.[2]);
+  if (!m || port < 1 || port > 65535) throw new ConfigError(field, 'must be HOST:PORT');
+  return { host: m[1]!.replace(/^\[|\]$/g, ''), port };
+}
+
+function sipUri(text: string, field: string): string {
+  try {
+    const uri = parseUri(text);
+    if (uri.scheme !== 'sip' && uri.scheme !== 'sips') throw new Error('scheme');
+  } catch {
+    throw new ConfigError(field, 'must be a sip: URI, e.g. sip:agents@10.0.0.5:5060');
+  }
+  return text;
+}
+
+const CIDR = /^(\d{1,3}(?:\.\d{1,3}){3})(?:\/(\d{1,2}))?$/;
+
+export function validateConfig(raw: Json, options: StartOptions = {}): HushpayConfig {
+  const root = new Reader('', raw).object().only(['sip', 'media', 'calls', 'http', 'dataDir', 'tenants']);
+  const sip = root.field('sip').object().only(['engine', 'host', 'port', 'udp', 'tcp', 'advertise', 'drachtio', 'timers']);
+  const cliSip = options.sip !== undefined ? hostPort(options.sip, '--sip') : undefined;
+  const engine = sip.field('engine').oneOf(['embedded', 'drachtio'] as const, DEFAULTS.sip.engine);
+  const drachtioReader = sip.field('drachtio').object().only(['host', 'port', 'secretEnv']);
+  const drachtio =
+    engine === 'drachtio'
+      ? {
+          host: drachtioReader.field('host').string(),
+          port: drachtioReader.field('port').integer(9022, 1, 65535),
+          secretEnv: drachtioReader.field('secretEnv').string('DRACHTIO_SECRET'),
+        }
+      : undefined;
+  const timers = sip.field('timers').object().only(['T1', 'T2', 'T4']);
+  const media = root.field('media').object().only(['host', 'advertise', 'portMin', 'portMax', 'noRtpTimeoutMs', 'maskDelayMs']);
+  const portMin = media.field('portMin').integer(DEFAULTS.media.portMin, 1024, 65534);
+  const portMax = media.field('portMax').integer(DEFAULTS.media.portMax, 1025, 65535);
+  if (portMax - portMin < 3) throw new ConfigError('media.portMax', 'must leave room for at least two ports above media.portMin');
+  const http = root.field('http');
+  const cliHttp = options.http !== undefined ? hostPort(options.http, '--http') : undefined;
+  const httpReader = http.object().only(['host', 'port']);
+
+  const tenants = root.field('tenants').array().map((t, i): TenantConfig => {
+    t.object().only(['id', 'name', 'numbers', 'sources', 'pbx', 'pbxCredentials', 'recording', 'masking', 'maskPolicy']);
+    const id = t.field('id').string();
+    if (!/^[a-z0-9][a-z0-9_-]{0,62}$/.test(id)) throw new ConfigError(`tenants[${i}].id`, 'must be lower-case letters, digits, - or _ (at most 63)');
+    const numbers = t.field('numbers').array().map((n) => {
+      const s = n.string();
+      if (s !== '*' && !/^\+?[0-9A-Za-z_.-]+\*?$/.test(s)) throw new ConfigError(n.path, 'must be a number, a prefix ending in *, or * for every call');
+      return s;
+    });
+    const sources = t.field('sources').array().map((n) => {
+      const s = n.string();
+      const m = CIDR.exec(s);
+      if (!m || m[1]!.split('.').some((o) => Number(o) > 255) || (m[2] !== undefined && Number(m[2]) > 32)) throw new ConfigError(n.path, 'must be an IPv4 address or CIDR block');
+      return s;
+    });
+    const credentials = t.field('pbxCredentials').object().only(['username', 'passwordEnv']);
+    const masking = t.field('masking').object().only(['agent', 'recording']);
+    return {
+      id,
+      name: t.field('name').string(id),
+      numbers,
+      sources,
+      pbx: sipUri(t.field('pbx').string(options.pbx), `tenants[${i}].pbx`),
+      pbxCredentials: credentials.value === undefined ? undefined : { username: credentials.field('username').string(), passwordEnv: credentials.field('passwordEnv').string() },
+      recording: t.field('recording').boolean(DEFAULTS.tenant.recording),
+      masking: {
+        agent: masking.field('agent').oneOf(MASK_MODES, DEFAULTS.tenant.masking.agent),
+        recording: masking.field('recording').oneOf(MASK_MODES, DEFAULTS.tenant.masking.recording),
+      },
+      maskPolicy: t.field('maskPolicy').oneOf(['always', 'secure'] as const, DEFAULTS.tenant.maskPolicy),
+    };
+  });
+  const ids = new Set<string>();
+  for (const [i, t] of tenants.entries()) {
+    if (ids.has(t.id)) throw new ConfigError(`tenants[${i}].id`, `"${t.id}" is used twice`);
+    ids.add(t.id);
+  }
+  if (tenants.length === 0) {
+    // embedded default: one tenant, every call routed to --pbx
+    if (options.pbx === undefined) throw new ConfigError('--pbx', 'is needed when the config names no tenants (where should calls go?)');
+    tenants.push({
+      id: 'default',
+      name: 'default',
+      numbers: ['*'],
+      sources: [],
+      pbx: sipUri(options.pbx, '--pbx'),
+      pbxCredentials: undefined,
+      recording: DEFAULTS.tenant.recording,
+      masking: { ...DEFAULTS.tenant.masking },
+      maskPolicy: DEFAULTS.tenant.maskPolicy,
+    });
+  }
+
+  return {
+    sip: {
+      engine,
+      host: cliSip?.host ?? sip.field('host').string(DEFAULTS.sip.host),
+      port: cliSip?.port ?? sip.field('port').integer(DEFAULTS.sip.port, 0, 65535),
+      udp: sip.field('udp').boolean(DEFAULTS.sip.udp),
+      tcp: sip.field('tcp').boolean(DEFAULTS.sip.tcp),
+      advertise: sip.field('advertise').optionalString(),
+      drachtio,
+      timers: {
+        T1: timers.field('T1').integer(DEFAULTS.sip.timers.T1, 1, 60_000),
+        T2: timers.field('T2').integer(DEFAULTS.sip.timers.T2, 1, 600_000),
+        T4: timers.field('T4').integer(DEFAULTS.sip.timers.T4, 1, 600_000),
+      },
+    },
+    media: {
+      host: media.field('host').string(DEFAULTS.media.host),
+      advertise: media.field('advertise').optionalString(),
+      portMin,
+      portMax,
+      noRtpTimeoutMs: media.field('noRtpTimeoutMs').integer(DEFAULTS.media.noRtpTimeoutMs, 1000, 3_600_000),
+      maskDelayMs: media.field('maskDelayMs').integer(DEFAULTS.media.maskDelayMs, 0, 20),
+    },
+    calls: { max: root.field('calls').object().only(['max']).field('max').integer(DEFAULTS.calls.max, 1, 100_000) },
+    http: { host: cliHttp?.host ?? httpReader.field('host').string(DEFAULTS.http.host), port: cliHttp?.port ?? httpReader.field('port').integer(DEFAULTS.http.port, 0, 65535) },
+    dataDir: options.data ?? root.field('dataDir').string(DEFAULTS.dataDir),
+    tenants,
+  };
+}
+
+/** Picks the tenant for a call: by called number first, then by source address. */
+export function routeTenant(tenants: readonly TenantConfig[], calledNumber: string | undefined, sourceHost: string): TenantConfig | undefined {
+  if (calledNumber !== undefined) {
+    const exact = tenants.find((t) => t.numbers.includes(calledNumber));
+    if (exact) return exact;
+    let best: TenantConfig | undefined;
+    let bestLength = -1;
+    for (const t of tenants)
+      for (const n of t.numbers) {
+        if (!n.endsWith('*')) continue;
+        const prefix = n.slice(0, -1);
+        if (calledNumber.startsWith(prefix) && prefix.length > bestLength) {
+          best = t;
+          bestLength = prefix.length;
+        }
+      }
+    if (best && bestLength > 0) return best;
+  }
+  const bySource = tenants.find((t) => t.sources.some((s) => inCidr(sourceHost, s)));
+  if (bySource) return bySource;
+  return tenants.find((t) => t.numbers.includes('*'));
+}
+
+function inCidr(host: string, cidr: string): boolean {
+  const m = CIDR.exec(cidr);
+  const h = CIDR.exec(host);
+  if (!m || !h) return false;
+  const bits = m[2] === undefined ? 32 : Number(m[2]);
+  const toInt = (ip: string): number => ip.split('.').reduce((acc, o) => (acc << 8) + Number(o), 0) >>> 0;
+  const mask = bits === 0 ? 0 : (~0 << (32 - bits)) >>> 0;
+  return (toInt(h[1]!) & mask) === (toInt(m[1]!) & mask);
+}
