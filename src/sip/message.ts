@@ -188,6 +188,8 @@ function findHeaderEnd(bytes: Uint8Array): { headerEnd: number; bodyStart: numbe
 }
 
 const TOKEN = /^[A-Za-z0-9\-.!%*_+`'~]+$/;
+/** C0 controls other than HTAB, and DEL: no header or start line may carry them (§25.1 excludes CTLs). */
+const CONTROL = /[\x00-\x08\x0a-\x1f\x7f]/;
 const STATUS_LINE = /^SIP\/2\.0 ([1-6]\d\d) ?(.*)$/;
 const REQUEST_LINE = /^(\S+) (\S+) SIP\/2\.0$/;
 
@@ -201,8 +203,17 @@ export function parseSipMessage(bytes: Uint8Array, transport: 'udp' | 'tcp' = 'u
   const end = findHeaderEnd(view);
   if (!end) throw new SipParseError('no blank line after the headers', view.length);
   const head = decoder.decode(view.subarray(0, end.headerEnd));
-  const lines = head.split(/\r?\n/);
-  const startLine = lines.shift()!.trimEnd();
+  // Lines end in CRLF (or a bare LF): cut at each LF and drop one CR before it. Any other CR is
+  // left in the line, where the control-character checks below refuse it.
+  const lines = head.split('\n').map((line) => (line.endsWith('\r') ? line.slice(0, -1) : line));
+  const firstLine = lines.shift()!;
+  if (CONTROL.test(firstLine)) throw new SipParseError('control character in the start line', firstLine.length);
+  const startLine = firstLine.trimEnd();
+  // Judge the start line first, so garbage is reported as such rather than as a missing header.
+  const status = STATUS_LINE.exec(startLine);
+  const request = status ? null : REQUEST_LINE.exec(startLine);
+  if (!status && !request) throw new SipParseError('start line is neither a request nor a status line', startLine.length);
+  if (request && !TOKEN.test(request[1]!)) throw new SipParseError('method is not a token', request[1]!.length);
 
   const headers = new SipHeaders();
   let current: { name: string; value: string } | undefined;
@@ -212,6 +223,9 @@ export function parseSipMessage(bytes: Uint8Array, transport: 'udp' | 'tcp' = 'u
   };
   for (const raw of lines) {
     if (raw.length === 0) continue;
+    // A bare CR or NUL inside a line would become a line break or a terminator further on
+    // (header injection through a B2BUA that copies values); reject rather than repair.
+    if (CONTROL.test(raw)) throw new SipParseError('control character in a header line', raw.length);
     if (raw[0] === ' ' || raw[0] === '\t') {
       // folded continuation of the previous header (§7.3.1)
       if (!current) throw new SipParseError('continuation line before any header', 0);
@@ -230,7 +244,10 @@ export function parseSipMessage(bytes: Uint8Array, transport: 'udp' | 'tcp' = 'u
 
   // Body: Content-Length says how much (§18.3, §20.14); on UDP a missing one means "the rest".
   const available = view.length - end.bodyStart;
-  const lengthHeader = headers.get('Content-Length');
+  const lengthHeaders = headers.getAll('Content-Length');
+  const lengthHeader = lengthHeaders[0];
+  // Two different lengths frame the stream two ways (request smuggling); refuse both.
+  if (lengthHeaders.some((v) => v.trim() !== lengthHeader?.trim())) throw new SipParseError('contradictory Content-Length headers', lengthHeaders.length);
   let bodyLength: number;
   if (lengthHeader === undefined) {
     if (transport === 'tcp') throw new SipParseError('no Content-Length on a stream transport', 0);
@@ -242,17 +259,13 @@ export function parseSipMessage(bytes: Uint8Array, transport: 'udp' | 'tcp' = 'u
   }
   const body = view.slice(end.bodyStart, end.bodyStart + bodyLength);
 
-  const status = STATUS_LINE.exec(startLine);
   if (status) {
     const response: SipResponse = { kind: 'response', status: Number(status[1]), reason: status[2] ?? '', headers, body };
     checkCommonHeaders(response);
     return response;
   }
-  const request = REQUEST_LINE.exec(startLine);
-  if (!request) throw new SipParseError('start line is neither a request nor a status line', startLine.length);
-  const method = request[1]!;
-  if (!TOKEN.test(method)) throw new SipParseError('method is not a token', method.length);
-  const message: SipRequest = { kind: 'request', method, uri: request[2]!, headers, body };
+  const method = request![1]!;
+  const message: SipRequest = { kind: 'request', method, uri: request![2]!, headers, body };
   checkCommonHeaders(message);
   if (!headers.has('Max-Forwards') && method !== 'ACK' && method !== 'CANCEL') {
     // §8.1.1.6 says MUST; many peers omit it on in-dialog requests. Be liberal, assume 70.
@@ -303,7 +316,9 @@ export interface SipUri {
   readonly params: ReadonlyMap<string, string>;
 }
 
-const URI = /^(sips?|tel):(?:([^@;?]+)@)?(\[[0-9a-fA-F:.]+\]|[^:;?>]*)(?::(\d{1,5}))?((?:;[^?]*)?)(?:\?(.*))?$/;
+// host: an IPv6 reference, or RFC 3986 reg-name characters (unreserved, pct-encoded, sub-delims
+// but ';'), which covers hostnames and IPv4 and keeps spaces, quotes and non-ASCII out.
+const URI = /^(sips?|tel):(?:([^@;?]+)@)?(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9\-._~%!$&'()*+,=]*)(?::(\d{1,5}))?((?:;[^?]*)?)(?:\?(.*))?$/;
 
 export function parseUri(text: string): SipUri {
   const m = URI.exec(text.trim());
@@ -362,7 +377,7 @@ export interface NameAddr {
 export function parseNameAddr(text: string): NameAddr {
   const value = text.trim();
   if (value === '*') return { displayName: undefined, uri: '*', params: new Map() };
-  const open = value.indexOf('<');
+  const open = indexOutsideQuotes(value, '<');
   if (open >= 0) {
     const close = value.indexOf('>', open);
     if (close < 0) throw new SipParseError('name-addr without its closing >', value.length);
@@ -376,6 +391,21 @@ export function parseNameAddr(text: string): NameAddr {
   const uri = semi < 0 ? value : value.slice(0, semi);
   parseUri(uri);
   return { displayName: undefined, uri: uri.trim(), params: parseParams(semi < 0 ? '' : value.slice(semi)) };
+}
+
+/** The index of `char` outside any quoted string (a display name may hold `<` or `,`), or -1. */
+function indexOutsideQuotes(value: string, char: string): number {
+  let quoted = false;
+  for (let i = 0; i < value.length; i++) {
+    const c = value[i];
+    if (quoted) {
+      if (c === '\\') i++;
+      else if (c === '"') quoted = false;
+    } else if (c === '"') quoted = true;
+    else if (c === char) return i;
+  }
+  if (quoted) throw new SipParseError('unterminated quoted string', value.length);
+  return -1;
 }
 
 export function formatNameAddr(addr: NameAddr): string {
