@@ -69,7 +69,12 @@ export class MaskedMediaStream {
   /** Per listener: stream samples sent so far. */
   readonly #emitted: number[] = [];
 
+  /** The audio's SSRC; its timeline is the stream's. */
   #ssrc: number | undefined;
+  /** Where an event SSRC other than the audio's is anchored on the stream's timeline. */
+  #eventClock: { ssrc: number; timestamp: number; sample: number } | undefined;
+  /** Event packets since the last audio packet (two or more: the phone stopped its audio). */
+  #eventsSinceAudio = 0;
   /** RTP timestamp of the next sample the engine expects, and that sample's index. */
   #expectedTimestamp = 0;
   #expectedSample = 0;
@@ -126,8 +131,8 @@ export class MaskedMediaStream {
     this.#packetsIn++;
     const packet = this.#drops.parseOrDrop(datagram);
     if (!packet) return out;
-    if (packet.ssrc !== this.#ssrc) this.#resync(packet);
     if (packet.payloadType === this.#options.audioPayloadType) {
+      if (packet.ssrc !== this.#ssrc) this.#resync(packet);
       this.#audio(packet, out);
     } else if (packet.payloadType === this.#options.telephoneEventPayloadType) {
       this.#event(packet, out);
@@ -142,22 +147,28 @@ export class MaskedMediaStream {
     const out: ListenerAudio[][] = this.#options.listeners.map(() => []);
     if (this.#closed) return out;
     this.#closed = true;
-    for (const press of this.#receiver?.flush() ?? []) this.#reportEvent(press.digit, press.startTimestamp, press.durationTimestampUnits);
+    for (const press of this.#receiver?.flush() ?? []) this.#reportEvent(press.digit, press.startTimestamp, press.durationTimestampUnits, this.#eventClock?.ssrc);
     const tails = this.#engine.flushG711(this.#options.law);
     tails.forEach((tail, r) => this.#packetize(r, tail, out, true));
     return out;
   }
 
+  /** A new audio source (a new SSRC): its timestamps start where the stream is now. */
   #resync(packet: RtpPacket): void {
-    for (const press of this.#receiver?.flush() ?? []) this.#reportEvent(press.digit, press.startTimestamp, press.durationTimestampUnits);
     this.#ssrc = packet.ssrc;
     this.#expectedTimestamp = packet.timestamp;
     this.#expectedSample = this.#engine.position;
   }
 
-  /** Stream sample index of an RTP timestamp. */
-  #sampleOf(timestamp: number): number {
-    return this.#expectedSample + uint32Diff(timestamp, this.#expectedTimestamp);
+  /**
+   * Stream sample index of an event's RTP timestamp. Events normally share the audio's SSRC
+   * and clock; a phone (or a replay) that sends them from another SSRC gets that SSRC's clock
+   * anchored where the stream is when its first event arrives.
+   */
+  #eventSampleOf(packet: RtpPacket): number {
+    if (packet.ssrc === this.#ssrc) return this.#expectedSample + uint32Diff(packet.timestamp, this.#expectedTimestamp);
+    if (this.#eventClock?.ssrc !== packet.ssrc) this.#eventClock = { ssrc: packet.ssrc, timestamp: packet.timestamp, sample: this.#engine.position };
+    return this.#eventClock.sample + uint32Diff(packet.timestamp, this.#eventClock.timestamp);
   }
 
   #audio(packet: RtpPacket, out: ListenerAudio[][]): void {
@@ -174,6 +185,7 @@ export class MaskedMediaStream {
       if (gap <= this.#maxGapFill) this.#fill(gap, out);
       else this.#reanchor(packet.timestamp);
     }
+    this.#eventsSinceAudio = 0;
     this.#feed(payload, out);
   }
 
@@ -189,22 +201,24 @@ export class MaskedMediaStream {
       }
       throw err;
     }
-    // mask the event's span of the timeline, and fill it where the audio is not coming
-    const start = this.#sampleOf(packet.timestamp);
+    // mask the event's span of the timeline; fill it only where the audio has stopped (two
+    // event packets with no audio between them) — a phone that sends both keeps its timeline
+    const start = this.#eventSampleOf(packet);
     const end = start + event.duration;
     this.#engine.forceMask(start, end);
+    this.#eventsSinceAudio++;
     const ahead = end - this.#engine.position;
-    if (ahead > 0 && ahead <= MAX_EVENT_FILL_SAMPLES) {
+    if (this.#eventsSinceAudio >= 2 && ahead > 0 && ahead <= MAX_EVENT_FILL_SAMPLES) {
       const before = start - this.#engine.position;
       if (before > 0 && before <= this.#maxGapFill) this.#fill(before, out);
       const rest = end - this.#engine.position;
       if (rest > 0) this.#fill(rest, out);
     }
-    for (const press of this.#receiver!.receive(packet)) this.#reportEvent(press.digit, press.startTimestamp, press.durationTimestampUnits);
+    for (const press of this.#receiver!.receive(packet)) this.#reportEvent(press.digit, press.startTimestamp, press.durationTimestampUnits, packet.ssrc);
   }
 
-  #reportEvent(digit: Parameters<DigitStream['rfc4733']>[0], startTimestamp: number, duration: number): void {
-    const start = this.#sampleOf(startTimestamp);
+  #reportEvent(digit: Parameters<DigitStream['rfc4733']>[0], startTimestamp: number, duration: number, ssrc: number | undefined): void {
+    const start = this.#eventSampleOf({ ssrc: ssrc ?? this.#ssrc ?? 0, timestamp: startTimestamp } as RtpPacket);
     this.#options.digits.rfc4733(digit, (start * 1000) / SAMPLE_RATE_HZ, ((start + duration) * 1000) / SAMPLE_RATE_HZ);
   }
 

@@ -1,0 +1,93 @@
+/**
+ * Test support: free ports, a hushpay started in-process on ephemeral ports, and child
+ * processes (SIPp) run with a deadline.
+ */
+
+import { spawn } from 'node:child_process';
+import dgram from 'node:dgram';
+import { mkdtempSync } from 'node:fs';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import { validateConfig } from '../../src/config.ts';
+import { createLogger } from '../../src/log.ts';
+import { type Hushpay, startHushpay } from '../../src/server.ts';
+
+/** A port free for both UDP and TCP on 127.0.0.1 right now. */
+export async function freePort(): Promise<number> {
+  for (;;) {
+    const port = await new Promise<number>((resolve, reject) => {
+      const s = net.createServer();
+      s.once('error', reject);
+      s.listen(0, '127.0.0.1', () => {
+        const p = (s.address() as net.AddressInfo).port;
+        s.close(() => resolve(p));
+      });
+    });
+    const ok = await new Promise<boolean>((resolve) => {
+      const u = dgram.createSocket('udp4');
+      u.once('error', () => resolve(false));
+      u.bind(port, '127.0.0.1', () => u.close(() => resolve(true)));
+    });
+    if (ok) return port;
+  }
+}
+
+/** A range of RTP ports for one test file, apart from other files' (vitest runs files in parallel). */
+let nextRange = 20000 + (process.pid % 200) * 100;
+export function rtpRange(size = 80): { portMin: number; portMax: number } {
+  const portMin = nextRange;
+  nextRange += size;
+  return { portMin, portMax: portMin + size - 1 };
+}
+
+export interface TestHushpay extends Hushpay {
+  readonly sipPort: number;
+  readonly dataDir: string;
+  /** Every log line hushpay wrote, for the card-data checks. */
+  readonly logLines: string[];
+}
+
+/** Starts hushpay in-process on an ephemeral SIP port, routing every call to `pbx`. */
+export async function startTestHushpay(options: { pbx: string; raw?: Record<string, unknown> }): Promise<TestHushpay> {
+  const sipPort = await freePort();
+  const dataDir = mkdtempSync(join(tmpdir(), 'hushpay-'));
+  const raw = { sip: { host: '127.0.0.1', port: sipPort, timers: { T1: 100, T2: 800, T4: 1000 } }, media: { host: '127.0.0.1', ...rtpRange(), noRtpTimeoutMs: 10_000 }, dataDir, ...options.raw };
+  const config = validateConfig(raw as never, { pbx: options.pbx });
+  const logLines: string[] = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, done) {
+      logLines.push(...chunk.toString('utf8').split('\n').filter(Boolean));
+      done();
+    },
+  });
+  const hushpay = await startHushpay(config, { logger: createLogger({ level: 'debug', destination: sink }) });
+  return Object.assign(hushpay, { sipPort, dataDir, logLines });
+}
+
+export interface ProcessResult {
+  readonly code: number | null;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+/** Runs a program to completion, killing it after `timeoutMs`. */
+export function run(command: string, args: readonly string[], options: { cwd?: string; timeoutMs?: number } = {}): Promise<ProcessResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, args, { cwd: options.cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? 30_000);
+    child.once('error', (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
+    child.once('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
