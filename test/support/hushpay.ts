@@ -53,7 +53,13 @@ export interface TestHushpay extends Hushpay {
 export async function startTestHushpay(options: { pbx: string; raw?: Record<string, unknown> }): Promise<TestHushpay> {
   const sipPort = await freePort();
   const dataDir = mkdtempSync(join(tmpdir(), 'hushpay-'));
-  const raw = { sip: { host: '127.0.0.1', port: sipPort, timers: { T1: 100, T2: 800, T4: 1000 } }, media: { host: '127.0.0.1', ...rtpRange(), noRtpTimeoutMs: 10_000 }, dataDir, ...options.raw };
+  const extra = options.raw ?? {};
+  const raw = {
+    ...extra,
+    sip: { host: '127.0.0.1', port: sipPort, timers: { T1: 100, T2: 800, T4: 1000 }, ...(extra['sip'] as object | undefined) },
+    media: { host: '127.0.0.1', ...rtpRange(), noRtpTimeoutMs: 10_000, ...(extra['media'] as object | undefined) },
+    dataDir,
+  };
   const config = validateConfig(raw as never, { pbx: options.pbx });
   const logLines: string[] = [];
   const sink = new Writable({

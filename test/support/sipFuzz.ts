@@ -509,6 +509,7 @@ export async function assertSurvivesFuzz(target: FuzzTarget, options: FuzzRunOpt
 
 interface Tally {
   sent: number;
+  requests: number;
   skipped: number;
   responses: number;
   badRequests: number;
@@ -517,13 +518,15 @@ interface Tally {
   resetByPeer: number;
 }
 
-const newTally = (): Tally => ({ sent: 0, skipped: 0, responses: 0, badRequests: 0, notSip: 0, answeredResponses: 0, resetByPeer: 0 });
+const newTally = (): Tally => ({ requests: 0, sent: 0, skipped: 0, responses: 0, badRequests: 0, notSip: 0, answeredResponses: 0, resetByPeer: 0 });
 
 function countReply(tally: Tally, bytes: Uint8Array, transport: 'udp' | 'tcp'): SipMessage | undefined {
   try {
     const m = parseSipMessage(bytes, transport);
     if (m.kind !== 'response') {
-      tally.notSip++;
+      // a well-formed request of the target's own (a mutated INVITE that became a call gets
+      // a BYE when its 200 is never ACKed): valid SIP, not a reply
+      tally.requests++;
       return undefined;
     }
     tally.responses++;
