@@ -205,6 +205,19 @@ export class SipRequestFailedError extends HushpayError {
   }
 }
 
+/**
+ * hushpay could not connect to the drachtio-server in front of it (sip.engine 'drachtio'): the
+ * address does not answer in time, or the server refused the secret. hushpay does not start.
+ */
+export class DrachtioConnectError extends HushpayError {
+  readonly code = 'HP_ERR_DRACHTIO_CONNECT';
+  readonly address: string;
+  constructor(address: string, problem: string) {
+    super(`drachtio-server at ${address}: ${problem}`);
+    this.address = address;
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Configuration
 // ---------------------------------------------------------------------------------------------
