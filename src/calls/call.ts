@@ -310,7 +310,9 @@ export class Call extends TypedEmitter<CallEvents> {
   close(end: CallEnd): Promise<void> {
     if (this.#closing) return this.#closing;
     this.#state = 'ended';
-    this.#closing = this.#close(end);
+    // set before any work: ending one leg makes the other's 'destroy' call close() again, and
+    // the first reason must stand
+    this.#closing = Promise.resolve().then(() => this.#close(end));
     return this.#closing;
   }
 
