@@ -198,10 +198,13 @@ export class SipRequestFailedError extends HushpayError {
   readonly code = 'HP_ERR_SIP_REQUEST_FAILED';
   readonly method: string;
   readonly status: number;
-  constructor(method: string, status: number, reason?: string) {
+  /** The request's Call-ID, when there is one to tell (a failed INVITE's). */
+  readonly callId: string | undefined;
+  constructor(method: string, status: number, reason?: string, callId?: string) {
     super(`${method} failed: ${status}${reason ? ` ${reason}` : ''}`);
     this.method = method;
     this.status = status;
+    this.callId = callId;
   }
 }
 

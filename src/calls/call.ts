@@ -351,15 +351,17 @@ function parseFromUser(from: string | undefined): string | undefined {
 /** `application/dtmf-relay` (Signal=5, Duration=160) or `application/dtmf` (5). */
 export function parseInfoDigit(contentType: string, body: string): { digit: DtmfDigit; durationMs: number } | undefined {
   const type = contentType.split(';')[0]!.trim();
+  // some phones send * # A-D as their RFC 4733 event codes 10-15
+  const byCode: Record<string, string> = { '10': '*', '11': '#', '12': 'A', '13': 'B', '14': 'C', '15': 'D' };
   if (type === 'application/dtmf-relay') {
-    const signal = /^\s*Signal\s*=\s*(\S)\s*$/im.exec(body)?.[1]?.toUpperCase();
+    const signal = /^\s*Signal\s*=\s*(\S{1,2})\s*$/im.exec(body)?.[1]?.toUpperCase();
     const duration = Number(/^\s*Duration\s*=\s*(\d+)\s*$/im.exec(body)?.[1] ?? '160');
-    if (signal && isDtmfDigit(signal)) return { digit: signal, durationMs: duration };
+    const digit = signal === undefined ? undefined : (byCode[signal] ?? signal);
+    if (digit && isDtmfDigit(digit)) return { digit, durationMs: duration };
     return undefined;
   }
   if (type === 'application/dtmf') {
     const value = body.trim().toUpperCase();
-    const byCode: Record<string, string> = { '10': '*', '11': '#', '12': 'A', '13': 'B', '14': 'C', '15': 'D' };
     const digit = byCode[value] ?? value;
     if (isDtmfDigit(digit)) return { digit, durationMs: 160 };
   }

@@ -156,6 +156,12 @@ export class ClientTransaction extends Transaction {
     this.#user.timeout();
   }
 
+  /** The layer is closing: end now and tell the user, so nothing waits for ever. */
+  abort(): void {
+    if (this.terminated) return;
+    this.#timeout();
+  }
+
   receive(response: SipResponse): void {
     const status = response.status;
     if (this.#invite) this.#receiveInvite(response, status);
@@ -403,7 +409,8 @@ export class TransactionLayer {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    for (const tx of [...this.#clients.values(), ...this.#servers.values()]) tx.terminate();
+    for (const tx of [...this.#clients.values()]) tx.abort();
+    for (const tx of [...this.#servers.values()]) tx.terminate();
   }
 }
 

@@ -495,6 +495,9 @@ export class UdpTcpTransport implements SipTransport {
   readonly #connections = new Map<string, Connection>();
   readonly #byRemote = new Map<string, Connection>();
   #nextConnectionId = 1;
+  /** UDP sends handed to the socket and not yet written, and who waits for them. */
+  #udpInFlight = 0;
+  readonly #udpDrained: (() => void)[] = [];
   #closed = false;
   #closing: Promise<void> | undefined;
 
@@ -604,7 +607,9 @@ export class UdpTcpTransport implements SipTransport {
       waits.push(c.closed);
     }
     if (this.#server) waits.push(closeServer(this.#server));
-    if (this.#udp) waits.push(closeUdp(this.#udp));
+    // a datagram sent just before close() (a final response) still goes out
+    const udp = this.#udp;
+    if (udp) waits.push(this.#udpSendsDone().then(() => closeUdp(udp)));
     this.#closing = Promise.all(waits)
       .then(afterCloseCallbacks)
       .then(() => {
@@ -799,13 +804,22 @@ export class UdpTcpTransport implements SipTransport {
       return;
     }
     try {
+      this.#udpInFlight++;
       udp.send(bytes, to.port, stripBrackets(to.host), (error) => {
         if (error) this.#dropped.sendSocket++;
         else this.#sent.udp++;
+        if (--this.#udpInFlight === 0) for (const resolve of this.#udpDrained.splice(0)) resolve();
       });
     } catch {
+      this.#udpInFlight--;
       this.#dropped.sendSocket++; // e.g. a port out of range
     }
+  }
+
+  /** Resolves once every UDP send already handed to the socket has been written (dgram resolves addresses asynchronously). */
+  #udpSendsDone(): Promise<void> {
+    if (this.#udpInFlight === 0) return Promise.resolve();
+    return new Promise((resolve) => this.#udpDrained.push(resolve));
   }
 
   #sendTcp(bytes: Uint8Array, to: SipAddress): void {

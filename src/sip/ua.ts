@@ -648,7 +648,7 @@ export class SipUserAgent extends TypedEmitter<{ invite: [IncomingInvite, Invite
       headers.append('To', `<${uri}>`);
       headers.append('Call-ID', callId);
       headers.append('CSeq', `${seq} INVITE`);
-      headers.append('Contact', this.contact(transport));
+      headers.append('Contact', this.contact(transport, options.fromUser));
       headers.append('Allow', ALLOW);
       headers.append('User-Agent', this.userAgent);
       for (const [name, value] of options.headers ?? []) headers.append(name, value);
@@ -670,7 +670,7 @@ export class SipUserAgent extends TypedEmitter<{ invite: [IncomingInvite, Invite
           continue;
         }
       }
-      if (response.status >= 300 || response.status < 200) throw new SipRequestFailedError('INVITE', response.status, response.reason);
+      if (response.status >= 300 || response.status < 200) throw new SipRequestFailedError('INVITE', response.status, response.reason, callId);
       const toTag = tagOf(response.headers.get('To')) ?? '';
       const contact = response.headers.getAll('Contact')[0];
       const dialog = new SipDialog(this, {
