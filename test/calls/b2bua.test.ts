@@ -4,6 +4,7 @@
  * spandsp; what crosses the wire is counted by the agent.
  */
 
+import { createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -179,6 +180,41 @@ describe('hushpay between a trunk and a PBX', () => {
     expect(summary).toMatchObject({ status: 200, reason: 'remote-hangup' });
     expect((await (await agent.nextCall()).ended).reason).toBe('remote-hangup');
     await waitFor(() => ends.some((e) => e.end.reason === 'no-rtp'));
+  });
+
+  it('answers the PBX’s digest challenge with the tenant’s credentials from the environment', async () => {
+    const pbx = await rawUserAgent();
+    cleanup.push(() => pbx.close());
+    const authorizations: string[] = [];
+    pbx.ua.on('invite', (invite, res) => {
+      const auth = invite.headers.get('Authorization');
+      if (!auth) {
+        res.send(401, { headers: [['WWW-Authenticate', 'Digest realm="pbx.example", nonce="n0nce-1", algorithm=SHA-256, qop="auth"']] });
+        return;
+      }
+      authorizations.push(auth);
+      void pbx.ua.createUAS(invite, res, { localSdp: sdp(pbx.rtpPort, 'sendrecv') });
+    });
+    process.env['HUSHPAY_TEST_PBX_PASSWORD'] = 's3cret-pbx';
+    hushpay = await startTestHushpay({
+      pbx: `sip:agents@127.0.0.1:${pbx.port}`,
+      raw: { tenants: [{ id: 'shop', pbx: `sip:agents@127.0.0.1:${pbx.port}`, numbers: ['*'], pbxCredentials: { username: 'hushpay', passwordEnv: 'HUSHPAY_TEST_PBX_PASSWORD' } }] },
+    });
+    const trunk = await rawUserAgent();
+    cleanup.push(() => trunk.close());
+    const dialog = await trunk.ua.createUAC(`sip:100@127.0.0.1:${hushpay.sipPort}`, { localSdp: sdp(trunk.rtpPort, 'sendrecv') });
+    expect(authorizations).toHaveLength(1);
+    // the response the PBX would check, computed independently of hushpay's digest code
+    const a = authorizations[0]!;
+    const field = (name: string): string => new RegExp(`${name}="?([^",]+)"?`).exec(a)?.[1] ?? '';
+    const sha = (text: string): string => createHash('sha256').update(text).digest('hex');
+    const ha1 = sha(`hushpay:pbx.example:s3cret-pbx`);
+    const ha2 = sha(`INVITE:${field('uri')}`);
+    expect(field('response')).toBe(sha(`${ha1}:n0nce-1:${field('nc')}:${field('cnonce')}:auth:${ha2}`));
+    expect(a).not.toContain('s3cret-pbx');
+    for (const line of hushpay.logLines) expect(line).not.toContain('s3cret-pbx');
+    await dialog.destroy();
+    await waitFor(() => hushpay!.b2bua.calls.size === 0);
   });
 
   it('passes hold and resume (re-INVITE with sendonly / sendrecv) through to the agent', async () => {

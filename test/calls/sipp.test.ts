@@ -32,6 +32,17 @@ describe('SIPp through hushpay', () => {
     expect(hushpay.b2bua.calls.size).toBe(0);
   }, 60_000);
 
+  it('carries a SIPp uac call over TCP to a SIPp uas over UDP', async () => {
+    const pbxPort = await freePort();
+    hushpay = await startTestHushpay({ pbx: `sip:agents@127.0.0.1:${pbxPort}` });
+    const uas = run('sipp', ['-sn', 'uas', '-p', String(pbxPort), '-m', '2', ...SIPP_COMMON], { timeoutMs: 40_000 });
+    await new Promise((r) => setTimeout(r, 300));
+    const uac = await run('sipp', [`127.0.0.1:${hushpay.sipPort}`, '-sn', 'uac', '-t', 't1', '-s', '100', '-m', '2', '-r', '2', '-p', String(await freePort()), ...SIPP_COMMON], { timeoutMs: 40_000 });
+    const server = await uas;
+    expect(uac.code, uac.stdout.slice(-1500)).toBe(0);
+    expect(server.code).toBe(0);
+  }, 60_000);
+
   it('never forwards the RFC 4733 events a SIPp caller plays, though the PBX side accepts telephone-event', async () => {
     const pbxPort = await freePort();
     const sink = dgram.createSocket('udp4');
