@@ -451,7 +451,9 @@ export function responseAddress(request: SipRequest, from: SipAddress): SipAddre
 /** §8.2.6: a response to `request` — Via, From, To, Call-ID and CSeq copied; a To tag if given. */
 export function makeResponse(request: SipRequest, status: number, options: { reason?: string; toTag?: string; headers?: Iterable<readonly [string, string]>; body?: Uint8Array } = {}): SipResponse {
   const headers = new SipHeaders();
-  for (const via of request.headers.getAll('Via')) headers.append('Via', via);
+  // Via lines copied as they came (§8.2.6.2: same values, same order): splitting a line that
+  // holds many values into one line each could make a response too long for the peer to parse.
+  for (const f of request.headers.entries()) if (f.name === 'Via') headers.append('Via', f.value);
   headers.append('From', request.headers.get('From')!);
   let to = request.headers.get('To')!;
   if (options.toTag && !/;\s*tag=/i.test(to)) to = `${to};tag=${options.toTag}`;

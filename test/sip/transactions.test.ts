@@ -231,3 +231,15 @@ describe('server non-INVITE transaction (§17.2.2)', () => {
   });
 });
 
+
+describe('makeResponse (§8.2.6)', () => {
+  it('copies Via lines as they came, so a request with 300 Vias on one line gets a response that parses', () => {
+    const invite = request('INVITE');
+    const top = invite.headers.get('Via')!;
+    invite.headers.set('Via', [top, ...Array.from({ length: 300 }, (_, i) => `SIP/2.0/UDP relay${i}.example.com;branch=z9hG4bK${i}`)].join(', '));
+    invite.headers.append('Via', 'SIP/2.0/TCP last.example.com;branch=z9hG4bKlast');
+    const parsed = parseSipMessage(serializeSipMessage(makeResponse(invite, 486, { toTag: 'b1' })));
+    expect(parsed.headers.getAll('Via')).toEqual(invite.headers.getAll('Via'));
+    expect(parsed.headers.entries().filter((f) => f.name === 'Via')).toHaveLength(2);
+  });
+});

@@ -498,7 +498,7 @@ export async function assertSurvivesFuzz(target: FuzzTarget, options: FuzzRunOpt
   const started = performance.now();
   const messages = options.messages ?? fuzzMessages(options.count ?? 10_000, options.seed ?? 1);
   const tally = target.transport === 'udp' ? await blastUdp(target, messages, options.udpBurstBytes ?? 48 * 1024) : await blastTcp(target, messages, options.tcpConcurrency ?? 64);
-  if (tally.notSip > 0) throw new FuzzSurvivalError(`${tally.notSip} replies from the target were not well-formed SIP responses`);
+  if (tally.notSip > 0) throw new FuzzSurvivalError(`${tally.notSip} replies from the target were not well-formed SIP responses; the first: ${tally.firstNotSip}`);
   if (tally.answeredResponses > 0) throw new FuzzSurvivalError(`the target answered ${tally.answeredResponses} malformed responses (RFC 3261 §18.1.2: responses are never answered)`);
   const probeStatus = await probeOptions(target, options.probeTimeoutMs ?? 2_000);
   const accepts = options.probeAccepts ?? ((status: number) => status >= 200 && status < 700);
@@ -514,6 +514,8 @@ interface Tally {
   responses: number;
   badRequests: number;
   notSip: number;
+  /** The first reply that was not SIP, with the parser's complaint, for the failure message. */
+  firstNotSip?: string;
   answeredResponses: number;
   resetByPeer: number;
 }
@@ -532,8 +534,9 @@ function countReply(tally: Tally, bytes: Uint8Array, transport: 'udp' | 'tcp'): 
     tally.responses++;
     if (m.status === 400) tally.badRequests++;
     return m;
-  } catch {
+  } catch (error) {
     tally.notSip++;
+    tally.firstNotSip ??= `${(error as Error).message}: ${JSON.stringify(Buffer.from(bytes).toString('latin1').slice(0, 600))}`;
     return undefined;
   }
 }
