@@ -20,7 +20,7 @@ import { SAMPLE_RATE_HZ } from './dtmf/frequencies.ts';
 import type { DigitStream } from './digits.ts';
 import { MediaParseError, UnexpectedPayloadTypeError } from '../errors.ts';
 import { TelephoneEventReceiver, parseTelephoneEvent } from './rfc4733.ts';
-import { RtpDropCounter, type RtpPacket, serializeRtp } from './rtp.ts';
+import { RtpDropCounter, type RtpPacket } from './rtp.ts';
 import { uint16Add, uint32Add, uint32Diff } from './seq.ts';
 
 export interface MaskedStreamOptions {
@@ -66,6 +66,8 @@ export class MaskedMediaStream {
   readonly #packetSamples: number;
   /** Per listener: output bytes not yet a whole packet, and the stream sample they start at. */
   readonly #carry: { bytes: Uint8Array; length: number; sample: number }[];
+  /** Per listener: the engine's output, reused packet after packet. */
+  #scratch: Uint8Array[] = [];
   /** Per listener: stream samples sent so far. */
   readonly #emitted: number[] = [];
 
@@ -235,7 +237,9 @@ export class MaskedMediaStream {
 
   #feed(bytes: Uint8Array, out: ListenerAudio[][]): void {
     if (bytes.length === 0) return;
-    const outputs = this.#engine.processG711(this.#options.law, bytes);
+    if (this.#scratch[0] === undefined || this.#scratch[0].length < bytes.length) this.#scratch = this.#options.listeners.map(() => new Uint8Array(Math.max(bytes.length, 4 * this.#packetSamples)));
+    const outputs = this.#scratch.map((b) => b.subarray(0, bytes.length));
+    this.#engine.processG711Into(this.#options.law, bytes, outputs);
     this.#expectedTimestamp = uint32Add(this.#expectedTimestamp, bytes.length);
     this.#expectedSample += bytes.length;
     outputs.forEach((bytesOut, r) => this.#packetize(r, bytesOut, out, false));
@@ -263,11 +267,16 @@ export class MaskedMediaStream {
 
   #emit(r: number, out: ListenerAudio[][]): void {
     const carry = this.#carry[r]!;
-    out[r]!.push({ payload: carry.bytes.slice(0, carry.length), sample: carry.sample });
+    // Buffer.allocUnsafe takes small buffers from Node's shared pool: no allocation per packet
+    const payload = Buffer.allocUnsafe(carry.length);
+    payload.set(carry.bytes.subarray(0, carry.length));
+    out[r]!.push({ payload, sample: carry.sample });
     this.#emitted[r] = carry.sample + carry.length;
     carry.length = 0;
   }
 }
+
+const RTP_HEADER = 12;
 
 /**
  * Writes one listener's audio as RTP with its own SSRC: sequence numbers count packets and
@@ -289,16 +298,17 @@ export class RtpSequencer {
   }
 
   packet(audio: ListenerAudio): Uint8Array {
-    const bytes = serializeRtp({
-      payloadType: this.payloadType,
-      sequenceNumber: this.#sequenceNumber,
-      timestamp: uint32Add(this.#timestampBase, audio.sample),
-      ssrc: this.ssrc,
-      marker: this.#first,
-      payload: audio.payload,
-    });
+    // RFC 3550 §5.1 fixed header (no CSRC, no extension), written straight into a pooled buffer
+    const packet = Buffer.allocUnsafe(RTP_HEADER + audio.payload.length);
+    packet[0] = 0x80;
+    packet[1] = (this.#first ? 0x80 : 0) | (this.payloadType & 0x7f);
+    packet.writeUInt16BE(this.#sequenceNumber, 2);
+    packet.writeUInt32BE(uint32Add(this.#timestampBase, audio.sample), 4);
+    packet.writeUInt32BE(this.ssrc, 8);
+    packet.set(audio.payload, RTP_HEADER);
     this.#first = false;
     this.#sequenceNumber = uint16Add(this.#sequenceNumber, 1);
-    return bytes;
+    return packet;
   }
+
 }

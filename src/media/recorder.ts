@@ -3,9 +3,9 @@
  * masked copy, so the recording holds no digit — and the agent on the right.
  *
  * The two directions arrive independently; frames are written when both channels have
- * samples, and when one channel falls more than `maxSkewSamples` behind (the agent on hold
- * sends nothing) the gap is filled with silence, so the file stays aligned and bounded in
- * memory. No timers: time is the sample count.
+ * samples, and when one channel runs more than `maxSkewSamples` ahead of the other (the agent
+ * on hold sends nothing) the other is filled with silence, so the file stays aligned and the
+ * memory bounded. No timers: time is the sample count.
  */
 
 import { type G711Law, SILENCE_BYTE } from './g711.ts';
@@ -14,13 +14,60 @@ import { WavFileWriter } from './wav.ts';
 /** Bytes buffered before a write to disk (about 4 s of stereo G.711). */
 const FLUSH_BYTES = 64 * 1024;
 
+/** One channel's samples not yet written: a ring of bytes. */
+class ChannelQueue {
+  #buffer: Uint8Array;
+  #start = 0;
+  length = 0;
+
+  constructor(capacity: number) {
+    this.#buffer = new Uint8Array(capacity);
+  }
+
+  push(bytes: Uint8Array): void {
+    if (this.length + bytes.length > this.#buffer.length) this.#grow(this.length + bytes.length);
+    const size = this.#buffer.length;
+    const at = (this.#start + this.length) % size;
+    const first = Math.min(bytes.length, size - at);
+    this.#buffer.set(bytes.subarray(0, first), at);
+    if (first < bytes.length) this.#buffer.set(bytes.subarray(first), 0);
+    this.length += bytes.length;
+  }
+
+  pushFill(value: number, count: number): void {
+    if (this.length + count > this.#buffer.length) this.#grow(this.length + count);
+    const size = this.#buffer.length;
+    for (let i = 0; i < count; i++) this.#buffer[(this.#start + this.length + i) % size] = value;
+    this.length += count;
+  }
+
+  /** The i-th pending byte. */
+  at(i: number): number {
+    return this.#buffer[(this.#start + i) % this.#buffer.length]!;
+  }
+
+  drop(count: number): void {
+    this.#start = (this.#start + count) % this.#buffer.length;
+    this.length -= count;
+  }
+
+  #grow(needed: number): void {
+    let size = this.#buffer.length * 2;
+    while (size < needed) size *= 2;
+    const next = new Uint8Array(size);
+    for (let i = 0; i < this.length; i++) next[i] = this.at(i);
+    this.#buffer = next;
+    this.#start = 0;
+  }
+}
+
 export class CallRecorder {
   readonly path: string;
   readonly #writer: WavFileWriter;
   readonly #silence: number;
   readonly #maxSkew: number;
-  /** Pending samples per channel (left, right). */
-  readonly #pending: [number[], number[]] = [[], []];
+  readonly #left: ChannelQueue;
+  readonly #right: ChannelQueue;
   #out = new Uint8Array(FLUSH_BYTES);
   #outLength = 0;
   #frames = 0;
@@ -32,6 +79,8 @@ export class CallRecorder {
     this.#writer = writer;
     this.#silence = SILENCE_BYTE[law];
     this.#maxSkew = maxSkewSamples;
+    this.#left = new ChannelQueue(2 * maxSkewSamples);
+    this.#right = new ChannelQueue(2 * maxSkewSamples);
   }
 
   static async open(path: string, law: G711Law, maxSkewSamples = 8000): Promise<CallRecorder> {
@@ -46,37 +95,34 @@ export class CallRecorder {
 
   /** The caller's masked audio. */
   left(bytes: Uint8Array): void {
-    this.#append(0, bytes);
+    this.#append(this.#left, this.#right, bytes);
   }
 
   /** The agent's audio. */
   right(bytes: Uint8Array): void {
-    this.#append(1, bytes);
+    this.#append(this.#right, this.#left, bytes);
   }
 
-  #append(channel: 0 | 1, bytes: Uint8Array): void {
+  #append(queue: ChannelQueue, other: ChannelQueue, bytes: Uint8Array): void {
     if (this.#closed) return;
-    const queue = this.#pending[channel];
-    for (const b of bytes) queue.push(b);
-    const other = this.#pending[channel === 0 ? 1 : 0];
-    // one side silent for too long (hold, one-way audio): pad it so the file stays aligned
-    if (queue.length - other.length > this.#maxSkew) {
-      const pad = queue.length - other.length - this.#maxSkew;
-      for (let i = 0; i < pad; i++) other.push(this.#silence);
-    }
+    queue.push(bytes);
+    // one side silent for too long (hold, one-way audio): fill it so the file stays aligned
+    const ahead = queue.length - other.length - this.#maxSkew;
+    if (ahead > 0) other.pushFill(this.#silence, ahead);
     this.#interleave(Math.min(queue.length, other.length));
   }
 
   #interleave(frames: number): void {
     if (frames <= 0) return;
-    const [left, right] = this.#pending;
+    const left = this.#left;
+    const right = this.#right;
     for (let i = 0; i < frames; i++) {
       if (this.#outLength + 2 > this.#out.length) this.#flush();
-      this.#out[this.#outLength++] = left[i]!;
-      this.#out[this.#outLength++] = right[i]!;
+      this.#out[this.#outLength++] = left.at(i);
+      this.#out[this.#outLength++] = right.at(i);
     }
-    left.splice(0, frames);
-    right.splice(0, frames);
+    left.drop(frames);
+    right.drop(frames);
     this.#frames += frames;
   }
 
@@ -87,12 +133,13 @@ export class CallRecorder {
     this.#outLength = 0;
   }
 
-  /** Writes what is pending (the shorter channel padded with silence) and closes the file, once. */
+  /** Writes what is pending (the shorter channel filled with silence) and closes the file, once. */
   close(): Promise<void> {
     if (this.#closing) return this.#closing;
-    const [left, right] = this.#pending;
-    while (left.length < right.length) left.push(this.#silence);
-    while (right.length < left.length) right.push(this.#silence);
+    const left = this.#left;
+    const right = this.#right;
+    if (left.length < right.length) left.pushFill(this.#silence, right.length - left.length);
+    if (right.length < left.length) right.pushFill(this.#silence, left.length - right.length);
     this.#interleave(left.length);
     this.#flush();
     this.#closed = true;

@@ -178,6 +178,15 @@ export class DtmfEngine implements MaskSink {
   /** As `processLinear`, for G.711 bytes in and out; unmasked bytes pass unchanged. */
   processG711(law: G711Law, bytes: Uint8Array): Uint8Array[] {
     const outputs = this.#renderers.map(() => new Uint8Array(bytes.length));
+    this.processG711Into(law, bytes, outputs);
+    return outputs;
+  }
+
+  /**
+   * As `processG711`, writing into the caller's arrays (each at least `bytes.length` long):
+   * the per-packet path of a call allocates nothing here.
+   */
+  processG711Into(law: G711Law, bytes: Uint8Array, outputs: readonly Uint8Array[]): void {
     const table = decodeTable(law);
     for (let offset = 0; offset < bytes.length; offset += MAX_FRAME_SAMPLES) {
       const count = Math.min(bytes.length - offset, MAX_FRAME_SAMPLES);
@@ -192,7 +201,6 @@ export class DtmfEngine implements MaskSink {
       this.#analyse();
       this.#emit(outputs, law, offset, count, this.#received - this.delaySamples - count);
     }
-    return outputs;
   }
 
   /** End of stream: judges pending tones and returns the last `delay` samples of each output. */

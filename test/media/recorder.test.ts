@@ -1,0 +1,37 @@
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { CallRecorder } from '../../src/media/recorder.ts';
+import { readWav } from '../../src/media/wav.ts';
+
+const dir = mkdtempSync(join(tmpdir(), 'rec-'));
+
+describe('CallRecorder', () => {
+  it('interleaves the two directions into a stereo G.711 WAV, aligned as they arrive', async () => {
+    const rec = await CallRecorder.open(join(dir, 'a.wav'), 'pcmu', 480);
+    for (let i = 0; i < 10; i++) {
+      rec.left(new Uint8Array(160).fill(0x10 + i));
+      rec.right(new Uint8Array(160).fill(0x80 + i));
+    }
+    await rec.close();
+    const wav = readWav(readFileSync(join(dir, 'a.wav')));
+    expect(wav).toMatchObject({ format: 'pcmu', channels: 2, sampleRateHz: 8000, frames: 1600 });
+    expect([wav.data[0], wav.data[1], wav.data[2 * 160 * 9], wav.data[2 * 160 * 9 + 1]]).toEqual([0x10, 0x80, 0x19, 0x89]);
+  });
+
+  it('fills a silent direction with silence once it falls behind, and pads the shorter at close', async () => {
+    const rec = await CallRecorder.open(join(dir, 'b.wav'), 'pcma', 320);
+    for (let i = 0; i < 10; i++) rec.left(new Uint8Array(160).fill(0x11)); // the agent on hold: nothing on the right
+    expect(rec.frames).toBe(1600 - 320); // all but the allowed skew already written
+    rec.right(new Uint8Array(80).fill(0x22));
+    await rec.close();
+    await rec.close();
+    const wav = readWav(readFileSync(join(dir, 'b.wav')));
+    expect(wav.frames).toBe(1600);
+    // the right channel: A-law silence (0xD5) where the agent was silent, then its 80 samples
+    expect(wav.data[1]).toBe(0xd5);
+    expect(wav.data[2 * (1600 - 320) + 1]).toBe(0x22);
+    expect(wav.data[2 * 1599 + 1]).toBe(0xd5);
+  });
+});
