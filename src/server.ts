@@ -49,7 +49,7 @@ export async function startHushpay(config: HushpayConfig, deps: StartDeps = {}):
   });
   b2bua.on('ended', (call, end) => {
     const s = call.stats;
-    logger.info({ callId: call.id, reason: end.reason, status: end.status, maskedTones: s.media?.maskedTones ?? 0, digitCounts: s.digits, dropped: s.media?.dropped }, 'call ended');
+    logger.info({ callId: call.id, reason: end.reason, status: end.status, maskedTones: s.media?.maskedTones ?? 0, digitCounts: s.digits, dropped: s.media?.dropped, ...(s.recordingError ? { recordingError: s.recordingError } : {}) }, 'call ended');
   });
   let closing: Promise<void> | undefined;
   return {

@@ -97,8 +97,8 @@ export class Call extends TypedEmitter<CallEvents> {
   }
 
   /** Counts for metrics and tests (never digit values). */
-  get stats(): { media: MaskedMediaStream['stats'] | undefined; digits: DigitStream['counts']; a: RtpEndpoint['stats'] | undefined; b: RtpEndpoint['stats'] | undefined; recordingPath: string | undefined } {
-    return { media: this.#media?.stats, digits: this.digits.counts, a: this.#a?.stats, b: this.#b?.stats, recordingPath: this.#recorder?.path };
+  get stats(): { media: MaskedMediaStream['stats'] | undefined; digits: DigitStream['counts']; a: RtpEndpoint['stats'] | undefined; b: RtpEndpoint['stats'] | undefined; recordingPath: string | undefined; recordingError: string | undefined } {
+    return { media: this.#media?.stats, digits: this.digits.counts, a: this.#a?.stats, b: this.#b?.stats, recordingPath: this.#recorder?.path, recordingError: this.#recorder?.error?.message };
   }
 
   /** Sets the call up: anchor media, place the agent leg, answer the caller. */

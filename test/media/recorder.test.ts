@@ -1,9 +1,11 @@
 import { mkdtempSync, readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { CallRecorder } from '../../src/media/recorder.ts';
 import { readWav } from '../../src/media/wav.ts';
+import { run } from '../support/hushpay.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'rec-'));
 
@@ -33,5 +35,25 @@ describe('CallRecorder', () => {
     expect(wav.data[1]).toBe(0xd5);
     expect(wav.data[2 * (1600 - 320) + 1]).toBe(0x22);
     expect(wav.data[2 * 1599 + 1]).toBe(0xd5);
+  });
+
+  it('a disk that fills ends the recording, not the caller of left()/right(), and leaves a valid file', async () => {
+    // a real failed write: the file size limit (ulimit -f, SIGXFSZ ignored so write() says EFBIG)
+    const recorder = fileURLToPath(new URL('../../src/media/recorder.ts', import.meta.url));
+    const path = join(dir, 'full.wav');
+    const script = [
+      `import { CallRecorder } from ${JSON.stringify(recorder)};`,
+      `const rec = await CallRecorder.open(${JSON.stringify(path)}, 'pcmu');`,
+      'for (let i = 0; i < 250; i++) { rec.left(new Uint8Array(160).fill(0x11)); rec.right(new Uint8Array(160).fill(0x22)); }', // 5 s
+      'await rec.close();',
+      'console.log(JSON.stringify({ error: rec.error?.message }));',
+    ].join('\n');
+    const result = await run('bash', ['-c', `trap '' XFSZ; ulimit -f 40; exec "${process.execPath}" --input-type=module -e "$0"`, script], { timeoutMs: 30_000 });
+    expect(result.code, result.stderr).toBe(0);
+    expect(JSON.parse(result.stdout).error).toMatch(/EFBIG/);
+    const wav = readWav(readFileSync(path));
+    // four whole 0.5 s blocks fit in 40 KiB; the header says so and nothing half-written follows
+    expect(wav.frames).toBe(4 * 4096);
+    expect([wav.data[0], wav.data[1], wav.data[4 * 8192 - 1]]).toEqual([0x11, 0x22, 0x22]);
   });
 });

@@ -279,6 +279,23 @@ describe('WavFileWriter', () => {
     await writer.close(); // still fine
   });
 
+  it('writeSync appends from the caller\'s buffer at once, and refuses while asynchronous writes are queued', async () => {
+    const path = tempPath('sync.wav');
+    const writer = await WavFileWriter.open(path, params);
+    const reused = Uint8Array.from(FRAMES_16);
+    writer.writeSync(reused);
+    reused.fill(0); // already on its way to disk: reuse is safe
+    const queued = writer.write(Uint8Array.from(FRAMES_16, (b) => b + 100));
+    expect(() => writer.writeSync(Uint8Array.from(FRAMES_16))).toThrow(InvalidStateError);
+    await queued;
+    expect(() => writer.writeSync(new Uint8Array(6))).toThrow(MediaConfigError);
+    writer.writeSync(Uint8Array.from(FRAMES_16, (b) => b + 50));
+    await writer.close();
+    expect(() => writer.writeSync(Uint8Array.from(FRAMES_16))).toThrow(InvalidStateError);
+    const expected = writeWav(params, Uint8Array.from([...FRAMES_16, ...FRAMES_16.map((b) => b + 100), ...FRAMES_16.map((b) => b + 50)]));
+    expect(readBytes(path)).toEqual(expected);
+  });
+
   it('never overwrites an existing file', async () => {
     const path = tempPath('existing.wav');
     writeFileSync(path, 'keep me');
