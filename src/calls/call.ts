@@ -9,7 +9,7 @@
  */
 
 import { join } from 'node:path';
-import type { Clock, TimerHandle } from '../clock.ts';
+import type { Clock } from '../clock.ts';
 import type { HushpayConfig, TenantConfig } from '../config.ts';
 import { SdpError, SipRequestFailedError } from '../errors.ts';
 import { TypedEmitter } from '../events.ts';
@@ -17,6 +17,7 @@ import { type DigitEvent, DigitStream } from '../media/digits.ts';
 import { type G711Law, PAYLOAD_TYPE } from '../media/g711.ts';
 import { MaskedMediaStream, RtpSequencer } from '../media/maskedStream.ts';
 import { CallRecorder } from '../media/recorder.ts';
+import { NoRtpWatch } from './noRtp.ts';
 import type { RtpEndpoint, RtpPortRange } from '../media/relay.ts';
 import { randomToken } from '../sip/transactions.ts';
 import type { PortDialog, PortInfo, PortInvite, PortModify, PortResponder, SignalingPort } from '../sip/port.ts';
@@ -65,14 +66,13 @@ export class Call extends TypedEmitter<CallEvents> {
   #media: MaskedMediaStream | undefined;
   #sequencer: RtpSequencer | undefined;
   #recorder: CallRecorder | undefined;
-  #noRtpTimer: TimerHandle | undefined;
+  readonly #noRtp: NoRtpWatch;
   #abortB = new AbortController();
   #closing: Promise<void> | undefined;
   /** Payload type of telephone-event on each leg (they may differ), if negotiated. */
   #eventPtA: number | undefined;
   #eventPtB: number | undefined;
   #onHold = false;
-  readonly #activeSince = performance.now();
   readonly digits: DigitStream;
   #sessionVersion = 1;
   readonly #sessionId = String(Math.floor(Math.random() * 1e9));
@@ -86,6 +86,7 @@ export class Call extends TypedEmitter<CallEvents> {
     this.#res = res;
     this.startedAt = deps.clock.now();
     this.digits = new DigitStream((d) => this.emit('digit', d));
+    this.#noRtp = new NoRtpWatch({ clock: deps.clock, timeoutMs: deps.config.media.noRtpTimeoutMs, count: () => this.#a?.packetsIn ?? 0, onSilent: () => void this.close({ reason: 'no-rtp' }) });
   }
 
   get state(): CallState {
@@ -292,18 +293,9 @@ export class Call extends TypedEmitter<CallEvents> {
 
   /** Ends the call when the caller sends no RTP for the configured time (not while on hold). */
   #armNoRtp(): void {
-    const clock = this.#deps.clock;
-    if (this.#noRtpTimer !== undefined) clock.clearTimeout(this.#noRtpTimer);
-    this.#noRtpTimer = undefined;
+    this.#noRtp.stop();
     if (this.#state === 'ended' || this.#onHold) return;
-    const timeout = this.#deps.config.media.noRtpTimeoutMs;
-    this.#noRtpTimer = clock.setTimeout(() => {
-      this.#noRtpTimer = undefined;
-      const last = this.#a?.lastPacketAt ?? 0;
-      const idle = performance.now() - Math.max(last, this.#activeSince);
-      if (idle >= timeout) void this.close({ reason: 'no-rtp' });
-      else this.#armNoRtp();
-    }, timeout);
+    this.#noRtp.start();
   }
 
   /** Ends both legs and releases everything, once. */
@@ -317,8 +309,7 @@ export class Call extends TypedEmitter<CallEvents> {
   }
 
   async #close(end: CallEnd): Promise<void> {
-    if (this.#noRtpTimer !== undefined) this.#deps.clock.clearTimeout(this.#noRtpTimer);
-    this.#noRtpTimer = undefined;
+    this.#noRtp.stop();
     this.#abortB.abort();
     if (!this.#res.answered && !this.#invite.cancelled) this.#res.send(end.status ?? 503);
     const byes = [this.#dialogA?.destroy(), this.#dialogB?.destroy()];

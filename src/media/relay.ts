@@ -85,8 +85,6 @@ export class RtpEndpoint {
   #packetsOut = 0;
   #strays = 0;
   #sendErrors = 0;
-  /** When the last packet arrived (ms, performance.now()), for the no-RTP timeout. */
-  lastPacketAt = 0;
 
   private constructor(host: string, port: number, rtp: dgram.Socket, rtcp: dgram.Socket, released: () => void) {
     this.host = host;
@@ -114,6 +112,11 @@ export class RtpEndpoint {
     rtcp.on('message', () => {});
     rtcp.on('error', () => {});
     return endpoint;
+  }
+
+  /** Packets accepted from the peer so far (the no-RTP watch reads this). */
+  get packetsIn(): number {
+    return this.#packetsIn;
   }
 
   get stats(): RtpEndpointStats {
@@ -144,7 +147,6 @@ export class RtpEndpoint {
       return;
     }
     this.#packetsIn++;
-    this.lastPacketAt = performance.now();
     onPacket(data);
   }
 
