@@ -21,51 +21,58 @@ import { WavFileWriter } from './wav.ts';
  */
 const FLUSH_BYTES = 8 * 1024;
 
-/** One channel's samples not yet written: a ring of bytes. */
+/** One channel's samples not yet written: a ring of bytes, its size a power of two. */
 class ChannelQueue {
-  #buffer: Uint8Array;
-  #start = 0;
+  buffer: Uint8Array;
+  mask: number;
+  /** Index of the oldest pending byte. */
+  start = 0;
   length = 0;
 
   constructor(capacity: number) {
-    this.#buffer = new Uint8Array(capacity);
+    this.buffer = new Uint8Array(powerOfTwoAtLeast(capacity));
+    this.mask = this.buffer.length - 1;
   }
 
   push(bytes: Uint8Array): void {
-    if (this.length + bytes.length > this.#buffer.length) this.#grow(this.length + bytes.length);
-    const size = this.#buffer.length;
-    const at = (this.#start + this.length) % size;
-    const first = Math.min(bytes.length, size - at);
-    this.#buffer.set(bytes.subarray(0, first), at);
-    if (first < bytes.length) this.#buffer.set(bytes.subarray(first), 0);
+    if (this.length + bytes.length > this.buffer.length) this.#grow(this.length + bytes.length);
+    const at = (this.start + this.length) & this.mask;
+    const first = Math.min(bytes.length, this.buffer.length - at);
+    if (first === bytes.length) this.buffer.set(bytes, at);
+    else {
+      this.buffer.set(bytes.subarray(0, first), at);
+      this.buffer.set(bytes.subarray(first), 0);
+    }
     this.length += bytes.length;
   }
 
   pushFill(value: number, count: number): void {
-    if (this.length + count > this.#buffer.length) this.#grow(this.length + count);
-    const size = this.#buffer.length;
-    for (let i = 0; i < count; i++) this.#buffer[(this.#start + this.length + i) % size] = value;
+    if (this.length + count > this.buffer.length) this.#grow(this.length + count);
+    const at = (this.start + this.length) & this.mask;
+    const first = Math.min(count, this.buffer.length - at);
+    this.buffer.fill(value, at, at + first);
+    this.buffer.fill(value, 0, count - first);
     this.length += count;
   }
 
-  /** The i-th pending byte. */
-  at(i: number): number {
-    return this.#buffer[(this.#start + i) % this.#buffer.length]!;
-  }
-
   drop(count: number): void {
-    this.#start = (this.#start + count) % this.#buffer.length;
+    this.start = (this.start + count) & this.mask;
     this.length -= count;
   }
 
   #grow(needed: number): void {
-    let size = this.#buffer.length * 2;
-    while (size < needed) size *= 2;
-    const next = new Uint8Array(size);
-    for (let i = 0; i < this.length; i++) next[i] = this.at(i);
-    this.#buffer = next;
-    this.#start = 0;
+    const next = new Uint8Array(powerOfTwoAtLeast(needed));
+    for (let i = 0; i < this.length; i++) next[i] = this.buffer[(this.start + i) & this.mask]!;
+    this.buffer = next;
+    this.mask = next.length - 1;
+    this.start = 0;
   }
+}
+
+function powerOfTwoAtLeast(n: number): number {
+  let size = 1;
+  while (size < n) size *= 2;
+  return size;
 }
 
 export class CallRecorder {
@@ -131,10 +138,19 @@ export class CallRecorder {
     if (frames <= 0) return;
     const left = this.#left;
     const right = this.#right;
+    const l = left.buffer;
+    const r = right.buffer;
+    const lm = left.mask;
+    const rm = right.mask;
+    let li = left.start;
+    let ri = right.start;
+    const out = this.#out;
     for (let i = 0; i < frames; i++) {
-      if (this.#outLength + 2 > this.#out.length) this.#flush();
-      this.#out[this.#outLength++] = left.at(i);
-      this.#out[this.#outLength++] = right.at(i);
+      if (this.#outLength + 2 > out.length) this.#flush();
+      out[this.#outLength++] = l[li]!;
+      out[this.#outLength++] = r[ri]!;
+      li = (li + 1) & lm;
+      ri = (ri + 1) & rm;
     }
     left.drop(frames);
     right.drop(frames);

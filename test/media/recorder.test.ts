@@ -22,6 +22,37 @@ describe('CallRecorder', () => {
     expect([wav.data[0], wav.data[1], wav.data[2 * 160 * 9], wav.data[2 * 160 * 9 + 1]]).toEqual([0x10, 0x80, 0x19, 0x89]);
   });
 
+  it('keeps every byte in order through many ring wraps, whatever the chunking of each side', async () => {
+    let seed = 7;
+    const random = (): number => ((seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32);
+    const total = 40_000;
+    const left = Uint8Array.from({ length: total }, () => Math.floor(random() * 256));
+    const right = Uint8Array.from({ length: total }, () => Math.floor(random() * 256));
+    const rec = await CallRecorder.open(join(dir, 'wraps.wav'), 'pcmu', 400);
+    let l = 0;
+    let r = 0;
+    while (l < total || r < total) {
+      // the side behind pushes the next chunk (1–300 bytes), so the skew stays under 400
+      const size = 1 + Math.floor(random() * 300);
+      if ((l <= r && l < total) || r >= total) {
+        rec.left(left.subarray(l, Math.min(total, l + size)));
+        l = Math.min(total, l + size);
+      } else {
+        rec.right(right.subarray(r, Math.min(total, r + size)));
+        r = Math.min(total, r + size);
+      }
+    }
+    await rec.close();
+    const wav = readWav(readFileSync(join(dir, 'wraps.wav')));
+    expect(wav.frames).toBe(total);
+    const expected = new Uint8Array(2 * total);
+    for (let i = 0; i < total; i++) {
+      expected[2 * i] = left[i]!;
+      expected[2 * i + 1] = right[i]!;
+    }
+    expect(Buffer.from(wav.data).equals(Buffer.from(expected))).toBe(true);
+  });
+
   it('fills a silent direction with silence once it falls behind, and pads the shorter at close', async () => {
     const rec = await CallRecorder.open(join(dir, 'b.wav'), 'pcma', 320);
     for (let i = 0; i < 10; i++) rec.left(new Uint8Array(160).fill(0x11)); // the agent on hold: nothing on the right
