@@ -66,7 +66,11 @@ function bindSocket(socket: dgram.Socket, host: string, port: number): Promise<v
 export interface RtpEndpointStats {
   readonly packetsIn: number;
   readonly packetsOut: number;
-  /** Packets from a source other than the latched one, dropped. */
+  /**
+   * Packets dropped for their source: from port 0 (no peer can be answered there), or from
+   * another source in the moment before the socket is connected (after that the kernel drops
+   * them unseen).
+   */
   readonly strays: number;
   readonly sendErrors: number;
 }
@@ -137,6 +141,11 @@ export class RtpEndpoint {
 
   #receive(data: Buffer, host: string, port: number, onPacket: (data: Buffer) => void): void {
     if (this.#closed) return;
+    if (port === 0) {
+      // a forged or broken source: latching to it would leave nowhere to send
+      this.#strays++;
+      return;
+    }
     const remote = this.#remote;
     if (!this.#latched) {
       this.#remote = { host, port };
@@ -157,11 +166,20 @@ export class RtpEndpoint {
   #connect(host: string, port: number): void {
     if (this.#connected !== 'no') return;
     this.#connected = 'pending';
-    this.#rtp.connect(port, host, () => {
+    const connected = (err?: Error): void => {
       if (this.#closed) return;
+      if (err) {
+        this.#connected = 'no'; // sends go by address, as before the latch
+        return;
+      }
       this.#connected = this.#remote?.host === host && this.#remote.port === port ? 'yes' : 'no';
       if (this.#connected === 'no') this.#disconnect();
-    });
+    };
+    try {
+      this.#rtp.connect(port, host, connected);
+    } catch (err) {
+      connected(err instanceof Error ? err : new Error(String(err)));
+    }
   }
 
   #disconnect(): void {
