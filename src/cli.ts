@@ -199,7 +199,8 @@ caller keys on the agent's audio and in the recording.
                    defaults: SIP on 127.0.0.1:5060 UDP and TCP, every call routed to --pbx
   --sip HOST:PORT  where SIP listens (overrides the config)
   --pbx SIP-URI    where calls go when the config names no tenants, e.g. sip:agents@10.0.0.5
-  --http HOST:PORT where the API and agent page listen (overrides the config)
+  --http HOST:PORT where the API and agent page will listen (reserved: they come with a
+                   later release; the address is checked but nothing listens yet)
   --data DIR       where recordings and the store live (default ./data)
 
 A mistake in the config is reported with the field it is in, and hushpay does not start.

@@ -67,6 +67,7 @@ export class Call extends TypedEmitter<CallEvents> {
   #sequencer: RtpSequencer | undefined;
   #recorder: CallRecorder | undefined;
   readonly #noRtp: NoRtpWatch;
+  #recordingOpenError: string | undefined;
   #abortB = new AbortController();
   #closing: Promise<void> | undefined;
   /** Payload type of telephone-event on each leg (they may differ), if negotiated. */
@@ -99,7 +100,7 @@ export class Call extends TypedEmitter<CallEvents> {
 
   /** Counts for metrics and tests (never digit values). */
   get stats(): { media: MaskedMediaStream['stats'] | undefined; digits: DigitStream['counts']; a: RtpEndpoint['stats'] | undefined; b: RtpEndpoint['stats'] | undefined; recordingPath: string | undefined; recordingError: string | undefined } {
-    return { media: this.#media?.stats, digits: this.digits.counts, a: this.#a?.stats, b: this.#b?.stats, recordingPath: this.#recorder?.path, recordingError: this.#recorder?.error?.message };
+    return { media: this.#media?.stats, digits: this.digits.counts, a: this.#a?.stats, b: this.#b?.stats, recordingPath: this.#recorder?.path, recordingError: this.#recordingOpenError ?? this.#recorder?.error?.message };
   }
 
   /** Sets the call up: anchor media, place the agent leg, answer the caller. */
@@ -181,8 +182,9 @@ export class Call extends TypedEmitter<CallEvents> {
     if (this.tenant.recording) {
       try {
         this.#recorder = await CallRecorder.open(join(config.dataDir, 'recordings', `${this.id}.wav`), this.#law);
-      } catch {
-        this.#recorder = undefined; // a recording that cannot be written must not stop the call
+      } catch (err) {
+        // a recording that cannot be written must not stop the call; the end of the call says so
+        this.#recordingOpenError = `cannot create the recording: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`;
       }
     }
 
@@ -199,7 +201,7 @@ export class Call extends TypedEmitter<CallEvents> {
     }
     this.#wireDialogs(this.#dialogA, this.#dialogB);
     this.#state = 'active';
-    this.#armNoRtp();
+    this.#noRtp.start();
     this.emit('active');
   }
 
@@ -243,8 +245,12 @@ export class Call extends TypedEmitter<CallEvents> {
       const answerText = await to.modify(this.#sdp(endpointTo.port, codecs, offer.audio.direction));
       const answer = parseSdp(answerText);
       endpointTo.setRemote({ host: answer.audio.address, port: answer.audio.port });
+      const wasOnHold = this.#onHold;
       this.#onHold = offer.audio.direction !== 'sendrecv' || answer.audio.direction !== 'sendrecv';
-      this.#armNoRtp();
+      // the watch pauses on hold and starts afresh on resume; any other re-INVITE or UPDATE (a
+      // session refresh) leaves it running, so refreshes cannot keep a silent call alive
+      if (this.#onHold) this.#noRtp.stop();
+      else if (wasOnHold && !this.#ended()) this.#noRtp.start();
       req.respond(200, { sdp: this.#sdp(endpointFrom.port, this.#legCodecs(side), answer.audio.direction) });
     } catch (err) {
       req.respond(err instanceof SipRequestFailedError ? err.status : 500);
@@ -291,17 +297,11 @@ export class Call extends TypedEmitter<CallEvents> {
     }
   }
 
-  /** Ends the call when the caller sends no RTP for the configured time (not while on hold). */
-  #armNoRtp(): void {
-    this.#noRtp.stop();
-    if (this.#state === 'ended' || this.#onHold) return;
-    this.#noRtp.start();
-  }
-
   /** Ends both legs and releases everything, once. */
   close(end: CallEnd): Promise<void> {
     if (this.#closing) return this.#closing;
     this.#state = 'ended';
+    this.#noRtp.stop();
     // set before any work: ending one leg makes the other's 'destroy' call close() again, and
     // the first reason must stand
     this.#closing = Promise.resolve().then(() => this.#close(end));
@@ -309,7 +309,6 @@ export class Call extends TypedEmitter<CallEvents> {
   }
 
   async #close(end: CallEnd): Promise<void> {
-    this.#noRtp.stop();
     this.#abortB.abort();
     if (!this.#res.answered && !this.#invite.cancelled) this.#res.send(end.status ?? 503);
     const byes = [this.#dialogA?.destroy(), this.#dialogB?.destroy()];

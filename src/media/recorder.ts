@@ -146,7 +146,10 @@ export class CallRecorder {
     let ri = right.start;
     const out = this.#out;
     for (let i = 0; i < frames; i++) {
-      if (this.#outLength + 2 > out.length) this.#flush();
+      if (this.#outLength + 2 > out.length) {
+        this.#flush();
+        if (this.#error) return; // the recording has ended; what was written stays valid
+      }
       out[this.#outLength++] = l[li]!;
       out[this.#outLength++] = r[ri]!;
       li = (li + 1) & lm;

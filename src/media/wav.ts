@@ -357,9 +357,10 @@ export class WavFileWriter {
 
   /**
    * Appends like write(), but at once, in the calling thread, from the caller's buffer (no copy).
-   * For the media path: a 16 KiB write to the page cache costs about 8 µs here, while the thread
-   * pool's writes, queued by hundreds of calls at once, took the core from the event loop for
-   * tens of milliseconds (docs/media-engine.md, "Recording"). Throws what the write throws.
+   * For the media path: an 8–16 KiB write to the page cache costs about 8 µs here, while the
+   * thread pool's writes, queued by hundreds of calls at once, took the core from the event loop
+   * for tens of milliseconds (docs/sip.md, "Recording and the event loop"). Throws what the
+   * write throws.
    */
   writeSync(data: Uint8Array): void {
     if (this.#closed) throw new InvalidStateError('WavFileWriter is closed');
@@ -368,7 +369,11 @@ export class WavFileWriter {
     if (data.length % blockAlign !== 0) throw new MediaConfigError(`WAV write of ${data.length} bytes is not a whole number of ${blockAlign}-byte frames`);
     checkDataSize(this.params, this.#headerBytes, this.#dataBytes + data.length);
     const position = this.#headerBytes + this.#dataBytes;
-    for (let done = 0; done < data.length;) done += writeSync(this.#handle.fd, data, done, data.length - done, position + done);
+    for (let done = 0; done < data.length;) {
+      const written = writeSync(this.#handle.fd, data, done, data.length - done, position + done);
+      if (written <= 0) throw new InvalidStateError(`WAV write made no progress after ${done} of ${data.length} bytes`);
+      done += written;
+    }
     this.#dataBytes += data.length;
   }
 

@@ -448,12 +448,18 @@ export function responseAddress(request: SipRequest, from: SipAddress): SipAddre
   return { transport: 'udp', host: via.params.get('received') || via.host, port: via.port ?? 5060 };
 }
 
+/** More Via lines than this are joined into one in a response, to stay within MAX_HEADER_LINES. */
+const MAX_COPIED_VIA_LINES = 64;
+
 /** §8.2.6: a response to `request` — Via, From, To, Call-ID and CSeq copied; a To tag if given. */
 export function makeResponse(request: SipRequest, status: number, options: { reason?: string; toTag?: string; headers?: Iterable<readonly [string, string]>; body?: Uint8Array } = {}): SipResponse {
   const headers = new SipHeaders();
   // Via lines copied as they came (§8.2.6.2: same values, same order): splitting a line that
-  // holds many values into one line each could make a response too long for the peer to parse.
-  for (const f of request.headers.entries()) if (f.name === 'Via') headers.append('Via', f.value);
+  // holds many values into one line each could make a response too long for the peer to parse;
+  // and a request with very many Via lines gets them joined on one.
+  const vias = request.headers.entries().filter((f) => f.name === 'Via').map((f) => f.value);
+  if (vias.length > MAX_COPIED_VIA_LINES) headers.append('Via', vias.join(', '));
+  else for (const via of vias) headers.append('Via', via);
   headers.append('From', request.headers.get('From')!);
   let to = request.headers.get('To')!;
   if (options.toTag && !/;\s*tag=/i.test(to)) to = `${to};tag=${options.toTag}`;

@@ -5,7 +5,7 @@
  */
 
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -169,6 +169,19 @@ describe('hushpay between a trunk and a PBX', () => {
     const noRoute = await caller.placeCall({ to: `sip:999@127.0.0.1:${hushpay.sipPort}` });
     expect(noRoute.status).toBe(404);
   }, 20_000);
+
+  it('carries a call whose recording cannot be created, and says why when it ends', async () => {
+    const { agent, caller, to, hushpay } = await setup();
+    // the recordings folder replaced by a file: creating the call's recording fails (ENOTDIR)
+    rmSync(join(hushpay.dataDir, 'recordings'), { recursive: true });
+    writeFileSync(join(hushpay.dataDir, 'recordings'), 'not a folder');
+    const summary = await caller.placeCall({ to, play: speech().subarray(0, 8000), hangupAfterMs: 800 });
+    expect(summary).toMatchObject({ status: 200, answered: true, reason: 'hangup' });
+    expect((await (await agent.nextCall()).ended).received.audioPackets).toBeGreaterThan(20); // the media still flowed
+    await waitFor(() => ends.length === 1);
+    const ended = hushpay.logLines.map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l['msg'] === 'call ended');
+    expect(ended).toMatchObject({ reason: 'caller', recordingError: 'cannot create the recording: ENOTDIR' });
+  });
 
   it('ends a call whose caller sends no RTP, and refuses calls beyond the limit with 503', async () => {
     const { agent, caller, to, hushpay } = await setup({ raw: { media: { noRtpTimeoutMs: 1000 }, calls: { max: 1 } } });

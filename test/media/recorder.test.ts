@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, statSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -85,6 +85,7 @@ describe('CallRecorder', () => {
     const wav = readWav(readFileSync(path));
     // four whole 0.5 s blocks fit in 40 KiB; the header says so and nothing half-written follows
     expect(wav.frames).toBe(4 * 4096);
+    expect(statSync(path).size).toBe(58 + 4 * 8192); // the header, four blocks, and the partial fifth cut off
     expect([wav.data[0], wav.data[1], wav.data[4 * 8192 - 1]]).toEqual([0x11, 0x22, 0x22]);
   });
 });

@@ -242,4 +242,12 @@ describe('makeResponse (§8.2.6)', () => {
     expect(parsed.headers.getAll('Via')).toEqual(invite.headers.getAll('Via'));
     expect(parsed.headers.entries().filter((f) => f.name === 'Via')).toHaveLength(2);
   });
+
+  it('joins very many separate Via lines into one, in order, so the response still parses', () => {
+    const invite = request('INVITE');
+    for (let i = 0; i < 200; i++) invite.headers.append('Via', `SIP/2.0/UDP hop${i}.example.com;branch=z9hG4bK${i}`);
+    const parsed = parseSipMessage(serializeSipMessage(makeResponse(invite, 200, { toTag: 'b1' })));
+    expect(parsed.headers.getAll('Via')).toEqual(invite.headers.getAll('Via'));
+    expect(parsed.headers.entries().filter((f) => f.name === 'Via')).toHaveLength(1);
+  });
 });

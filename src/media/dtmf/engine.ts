@@ -52,12 +52,13 @@ const MASK_RING_SUB_BLOCKS = 1024;
 const MASK_RING_MASK = MASK_RING_SUB_BLOCKS - 1;
 /**
  * Samples the delay line holds: the delay, a few sub-blocks, and the longest piece a frame is
- * split into (1,728 samples, 216 ms: a packet is 20–60 ms). 2,048 keeps the engine's memory
+ * split into (1,720 samples, 215 ms: a packet is 20–60 ms). 2,048 keeps the engine's memory
  * per call small (6 KiB here), which matters for hundreds of calls in one process.
  */
 const DELAY_RING_SAMPLES = 2048;
 const RING_MASK = DELAY_RING_SAMPLES - 1;
-const MAX_FRAME_SAMPLES = DELAY_RING_SAMPLES - 4 * SUB_BLOCK_SAMPLES - (MAX_DELAY_MS * SAMPLE_RATE_HZ) / 1000;
+/** The longest piece a frame is split into: what the ring leaves, in whole sub-blocks (1,720). */
+const MAX_FRAME_SAMPLES = Math.floor((DELAY_RING_SAMPLES - 4 * SUB_BLOCK_SAMPLES - (MAX_DELAY_MS * SAMPLE_RATE_HZ) / 1000) / SUB_BLOCK_SAMPLES) * SUB_BLOCK_SAMPLES;
 
 interface Renderer {
   readonly mode: MaskMode;
