@@ -10,12 +10,15 @@ export type TimerHandle = { readonly __timer: unique symbol } | number | object;
 export interface Clock {
   /** Milliseconds on a monotonic clock. */
   now(): number;
+  /** Milliseconds since the Unix epoch: calendar time (card expiry, result timestamps). */
+  wallMs(): number;
   setTimeout(callback: () => void, ms: number): TimerHandle;
   clearTimeout(handle: TimerHandle): void;
 }
 
 export const systemClock: Clock = {
   now: () => performance.now(),
+  wallMs: () => Date.now(),
   setTimeout: (callback, ms) => {
     const handle = setTimeout(callback, ms);
     handle.unref?.();
@@ -36,12 +39,20 @@ export class FakeClock implements Clock {
   #nextId = 1;
   readonly #timers = new Map<number, FakeTimer>();
 
-  constructor(start = 0) {
+  readonly #epochAtZero: number;
+
+  /** `wallStart`: the calendar time (ms since the epoch) at `start`; default 2026-11-21T00:00Z. */
+  constructor(start = 0, wallStart = Date.UTC(2026, 10, 21)) {
     this.#now = start;
+    this.#epochAtZero = wallStart - start;
   }
 
   now(): number {
     return this.#now;
+  }
+
+  wallMs(): number {
+    return this.#epochAtZero + this.#now;
   }
 
   setTimeout(callback: () => void, ms: number): TimerHandle {

@@ -14,6 +14,10 @@ export class CountingClock implements Clock {
     return systemClock.now();
   }
 
+  wallMs(): number {
+    return systemClock.wallMs();
+  }
+
   setTimeout(callback: () => void, ms: number): TimerHandle {
     const handle = systemClock.setTimeout(() => {
       this.#pending.delete(handle);

@@ -168,6 +168,9 @@ class ManualClock implements Clock {
   now(): number {
     return this.time;
   }
+  wallMs(): number {
+    return Date.UTC(2026, 10, 21) + this.time;
+  }
   setTimeout(callback: () => void, ms: number): TimerHandle {
     this.timer = { at: this.time + ms, callback, requestedMs: ms };
     return 1;
