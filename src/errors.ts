@@ -236,6 +236,19 @@ export class ConfigError extends HushpayError {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Payments
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * A gateway call that cannot be made as asked (a programming mistake, not a decline): a stored
+ * charge with neither a token nor a member ID. Declines and gateway failures are results, never
+ * this. The message names fields, never their values.
+ */
+export class GatewayRequestError extends HushpayError {
+  readonly code = 'HP_ERR_GATEWAY_REQUEST';
+}
+
+// ---------------------------------------------------------------------------------------------
 // Lifecycle
 // ---------------------------------------------------------------------------------------------
 
