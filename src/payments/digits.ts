@@ -103,8 +103,9 @@ export class CardDigits {
     return use(Array.from(this.#bytes, (d) => String.fromCharCode(48 + d)).join(''));
   }
 
-  /** Zeroes the bytes; the value is unusable afterwards. Idempotent. */
+  /** Zeroes the bytes; the value is unusable afterwards. Idempotent. (EMPTY holds nothing and stays usable.) */
   wipe(): void {
+    if (this === CardDigits.EMPTY) return;
     this.#bytes.fill(0);
     this.#wiped = true;
   }

@@ -43,6 +43,8 @@ describe('CardDigits', () => {
     expect(() => pan.with(1)).toThrow(InvalidStateError);
     expect(() => pan.luhnValid()).toThrow(InvalidStateError);
     expect(String(pan)).toBe('[card digits: 16]');
+    CardDigits.EMPTY.wipe(); // the shared empty value holds nothing and stays usable
+    expect(CardDigits.EMPTY.with(4).length).toBe(1);
   });
 
   it('agrees with a textbook Luhn on 2,000 numbers', () => {
