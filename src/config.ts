@@ -6,10 +6,43 @@
 
 import { readFile } from 'node:fs/promises';
 import { ConfigError } from './errors.ts';
+import { CAPTURE_FIELDS, type CaptureField, type MethodKind } from '../flows/capture.machine.ts';
 import { MASK_MODES, type MaskMode } from './media/dtmf/engine.ts';
+import { CARD_BRANDS, type CardBrand } from './payments/card.ts';
 import { parseUri } from './sip/message.ts';
 
 export type MaskPolicy = 'always' | 'secure';
+
+/** Where a tenant's payments go. Secrets are read from the environment variables named. */
+export type GatewayConfig =
+  | { readonly type: 'sandbox'; readonly url: string | undefined }
+  | { readonly type: 'gmo-pg'; readonly baseUrl: string; readonly shopId: string; readonly shopPassEnv: string; readonly siteId: string | undefined; readonly sitePassEnv: string | undefined }
+  | { readonly type: 'stripe'; readonly apiKeyEnv: string; readonly host: string | undefined; readonly port: number | undefined; readonly protocol: 'http' | 'https' };
+
+export interface TenantPayments {
+  readonly gateway: GatewayConfig;
+  readonly acceptedBrands: readonly CardBrand[];
+  /** The card fields asked, in order; the card number and expiry always. */
+  readonly fields: readonly CaptureField[];
+  readonly language: 'ja' | 'en';
+  readonly prompts: 'speech' | 'tones';
+  /** The tenant's own recordings, replacing default clips of the same name. */
+  readonly promptDir: string | undefined;
+  readonly maxAttempts: number;
+  readonly firstDigitMs: number;
+  readonly betweenDigitsMs: number;
+  readonly wholeFieldMs: number;
+  /** Who chooses 一括/分割/ボーナス/リボ: the agent, the caller (keyed), or nobody (一括). */
+  readonly methodChooser: 'agent' | 'caller' | 'none';
+  readonly allowedMethods: readonly MethodKind[];
+  readonly installmentCounts: readonly number[];
+  readonly confirmAmount: boolean;
+  /** Send to the gateway as soon as the caller has keyed everything (else the agent submits). */
+  readonly autoSubmit: boolean;
+  readonly resultHoldMs: number;
+  readonly gatewayTimeoutMs: number;
+  readonly cardTesting: { readonly perCall: number; readonly perCallerPerHour: number };
+}
 
 export interface TenantConfig {
   readonly id: string;
@@ -25,6 +58,7 @@ export interface TenantConfig {
   readonly recording: boolean;
   readonly masking: { readonly agent: MaskMode; readonly recording: MaskMode };
   readonly maskPolicy: MaskPolicy;
+  readonly payments: TenantPayments;
 }
 
 export interface HushpayConfig {
@@ -72,6 +106,26 @@ export const DEFAULTS = {
   http: { host: '127.0.0.1', port: 8080 },
   dataDir: './data',
   tenant: { recording: true, masking: { agent: 'flat', recording: 'silence' }, maskPolicy: 'always' },
+  payments: {
+    gateway: { type: 'sandbox', url: undefined },
+    acceptedBrands: [...CARD_BRANDS],
+    fields: ['payment-card-number', 'expiration-date', 'security-code'],
+    language: 'ja',
+    prompts: 'speech',
+    promptDir: undefined,
+    maxAttempts: 3,
+    firstDigitMs: 10_000,
+    betweenDigitsMs: 5_000,
+    wholeFieldMs: 60_000,
+    methodChooser: 'agent',
+    allowedMethods: ['lump', 'installments', 'bonus-lump', 'revolving'],
+    installmentCounts: [3, 5, 6, 10, 12, 15, 18, 20, 24],
+    confirmAmount: false,
+    autoSubmit: false,
+    resultHoldMs: 4_000,
+    gatewayTimeoutMs: 30_000,
+    cardTesting: { perCall: 3, perCallerPerHour: 5 },
+  } satisfies TenantPayments,
 } as const;
 
 type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
@@ -168,6 +222,67 @@ function sipUri(text: string, field: string): string {
 
 const CIDR = /^(\d{1,3}(?:\.\d{1,3}){3})(?:\/(\d{1,2}))?$/;
 
+/** A list of choices from a fixed set, no repeats; absent: the fallback. */
+function choices<T extends string>(r: Reader, allowed: readonly T[], fallback: readonly T[]): T[] {
+  if (r.value === undefined) return [...fallback];
+  const out = r.array().map((x) => x.oneOf(allowed, allowed[0]!));
+  if (out.length === 0) throw new ConfigError(r.path, 'must not be empty');
+  if (new Set(out).size !== out.length) throw new ConfigError(r.path, 'names a choice twice');
+  return out;
+}
+
+function readGateway(g: Reader): GatewayConfig {
+  if (g.value === undefined) return DEFAULTS.payments.gateway;
+  const type = g.object().field('type').oneOf(['sandbox', 'gmo-pg', 'stripe'] as const, 'sandbox');
+  const url = (r: Reader): string => {
+    const text = r.string();
+    if (!/^https?:\/\/[^\s/]+/.test(text)) throw new ConfigError(r.path, 'must be an http:// or https:// URL');
+    return text;
+  };
+  if (type === 'sandbox') {
+    g.only(['type', 'url']);
+    return { type, url: g.field('url').value === undefined ? undefined : url(g.field('url')) };
+  }
+  if (type === 'gmo-pg') {
+    g.only(['type', 'baseUrl', 'shopId', 'shopPassEnv', 'siteId', 'sitePassEnv']);
+    return { type, baseUrl: url(g.field('baseUrl')), shopId: g.field('shopId').string(), shopPassEnv: g.field('shopPassEnv').string(), siteId: g.field('siteId').optionalString(), sitePassEnv: g.field('sitePassEnv').optionalString() };
+  }
+  g.only(['type', 'apiKeyEnv', 'host', 'port', 'protocol']);
+  const port = g.field('port').value === undefined ? undefined : g.field('port').integer(443, 1, 65535);
+  return { type, apiKeyEnv: g.field('apiKeyEnv').string(), host: g.field('host').optionalString(), port, protocol: g.field('protocol').oneOf(['http', 'https'] as const, 'https') };
+}
+
+function readPayments(p: Reader): TenantPayments {
+  const d = DEFAULTS.payments;
+  if (p.value === undefined) return d;
+  p.object().only(['gateway', 'acceptedBrands', 'fields', 'language', 'prompts', 'promptDir', 'maxAttempts', 'firstDigitMs', 'betweenDigitsMs', 'wholeFieldMs', 'methodChooser', 'allowedMethods', 'installmentCounts', 'confirmAmount', 'autoSubmit', 'resultHoldMs', 'gatewayTimeoutMs', 'cardTesting']);
+  const fields = choices(p.field('fields'), CAPTURE_FIELDS, d.fields);
+  if (fields[0] !== 'payment-card-number' || !fields.includes('expiration-date')) throw new ConfigError(p.field('fields').path, 'must start with payment-card-number and include expiration-date');
+  const counts = p.field('installmentCounts');
+  const installmentCounts = counts.value === undefined ? [...d.installmentCounts] : counts.array().map((c) => c.integer(0, 2, 99));
+  const cardTesting = p.field('cardTesting').object().only(['perCall', 'perCallerPerHour']);
+  return {
+    gateway: readGateway(p.field('gateway')),
+    acceptedBrands: choices(p.field('acceptedBrands'), CARD_BRANDS, d.acceptedBrands),
+    fields,
+    language: p.field('language').oneOf(['ja', 'en'] as const, d.language),
+    prompts: p.field('prompts').oneOf(['speech', 'tones'] as const, d.prompts),
+    promptDir: p.field('promptDir').optionalString(),
+    maxAttempts: p.field('maxAttempts').integer(d.maxAttempts, 1, 10),
+    firstDigitMs: p.field('firstDigitMs').integer(d.firstDigitMs, 1000, 120_000),
+    betweenDigitsMs: p.field('betweenDigitsMs').integer(d.betweenDigitsMs, 1000, 60_000),
+    wholeFieldMs: p.field('wholeFieldMs').integer(d.wholeFieldMs, 5000, 600_000),
+    methodChooser: p.field('methodChooser').oneOf(['agent', 'caller', 'none'] as const, d.methodChooser),
+    allowedMethods: choices(p.field('allowedMethods'), ['lump', 'installments', 'bonus-lump', 'revolving'] as const, d.allowedMethods),
+    installmentCounts,
+    confirmAmount: p.field('confirmAmount').boolean(d.confirmAmount),
+    autoSubmit: p.field('autoSubmit').boolean(d.autoSubmit),
+    resultHoldMs: p.field('resultHoldMs').integer(d.resultHoldMs, 0, 60_000),
+    gatewayTimeoutMs: p.field('gatewayTimeoutMs').integer(d.gatewayTimeoutMs, 1000, 120_000),
+    cardTesting: { perCall: cardTesting.field('perCall').integer(d.cardTesting.perCall, 1, 100), perCallerPerHour: cardTesting.field('perCallerPerHour').integer(d.cardTesting.perCallerPerHour, 1, 1000) },
+  };
+}
+
 export function validateConfig(raw: Json, options: StartOptions = {}): HushpayConfig {
   const root = new Reader('', raw).object().only(['sip', 'media', 'calls', 'http', 'dataDir', 'tenants']);
   const sip = root.field('sip').object().only(['engine', 'host', 'port', 'udp', 'tcp', 'advertise', 'drachtio', 'timers']);
@@ -192,7 +307,7 @@ export function validateConfig(raw: Json, options: StartOptions = {}): HushpayCo
   const httpReader = http.object().only(['host', 'port']);
 
   const tenants = root.field('tenants').array().map((t, i): TenantConfig => {
-    t.object().only(['id', 'name', 'numbers', 'sources', 'pbx', 'pbxCredentials', 'recording', 'masking', 'maskPolicy']);
+    t.object().only(['id', 'name', 'numbers', 'sources', 'pbx', 'pbxCredentials', 'recording', 'masking', 'maskPolicy', 'payments']);
     const id = t.field('id').string();
     if (!/^[a-z0-9][a-z0-9_-]{0,62}$/.test(id)) throw new ConfigError(`tenants[${i}].id`, 'must be lower-case letters, digits, - or _ (at most 63)');
     const numbers = t.field('numbers').array().map((n) => {
@@ -221,6 +336,7 @@ export function validateConfig(raw: Json, options: StartOptions = {}): HushpayCo
         recording: masking.field('recording').oneOf(MASK_MODES, DEFAULTS.tenant.masking.recording),
       },
       maskPolicy: t.field('maskPolicy').oneOf(['always', 'secure'] as const, DEFAULTS.tenant.maskPolicy),
+      payments: readPayments(t.field('payments')),
     };
   });
   const ids = new Set<string>();
@@ -241,6 +357,7 @@ export function validateConfig(raw: Json, options: StartOptions = {}): HushpayCo
       recording: DEFAULTS.tenant.recording,
       masking: { ...DEFAULTS.tenant.masking },
       maskPolicy: DEFAULTS.tenant.maskPolicy,
+      payments: DEFAULTS.payments,
     });
   }
 

@@ -10,6 +10,8 @@ import { type Clock, systemClock } from './clock.ts';
 import type { HushpayConfig } from './config.ts';
 import { setListenerErrorHandler } from './events.ts';
 import { type Logger, createLogger } from './log.ts';
+import { CardTestingGuard } from './payments/guard.ts';
+import { TenantPaymentsRegistry } from './payments/tenant.ts';
 import { RtpPortRange } from './media/relay.ts';
 import { EmbeddedSipPort } from './sip/embedded.ts';
 import type { SignalingPort } from './sip/port.ts';
@@ -42,7 +44,14 @@ export async function startHushpay(config: HushpayConfig, deps: StartDeps = {}):
       ? await (await import('./sip/drachtio.ts')).DrachtioPort.connect(config, logger)
       : await EmbeddedSipPort.start({ host: config.sip.host, port: config.sip.port, udp: config.sip.udp, tcp: config.sip.tcp, advertise: config.sip.advertise, clock, timers: config.sip.timers }));
   const rtpPorts = new RtpPortRange(config.media.portMin, config.media.portMax);
-  const b2bua = new B2bua({ port, rtpPorts, clock, config });
+  let tenants: TenantPaymentsRegistry;
+  try {
+    tenants = new TenantPaymentsRegistry(config.tenants, clock);
+  } catch (err) {
+    await port.close();
+    throw err;
+  }
+  const b2bua = new B2bua({ port, rtpPorts, clock, config, payments: { tenants, guard: new CardTestingGuard(clock), logger } });
   b2bua.on('call', (call) => {
     logger.info({ callId: call.id, tenant: call.tenant.id, sipCallId: call.sipCallId }, 'call started');
     call.on('active', () => logger.info({ callId: call.id }, 'call connected'));
@@ -62,6 +71,7 @@ export async function startHushpay(config: HushpayConfig, deps: StartDeps = {}):
       (closing ??= (async () => {
         await b2bua.close();
         await port.close();
+        await tenants.close();
       })()),
   };
 }

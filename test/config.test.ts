@@ -4,6 +4,8 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadConfig, routeTenant, validateConfig } from '../src/config.ts';
 import { ConfigError } from '../src/errors.ts';
+import { FakeClock } from '../src/clock.ts';
+import { TenantPaymentsRegistry } from '../src/payments/tenant.ts';
 
 describe('config', () => {
   it('runs on embedded defaults with only --pbx', () => {
@@ -27,6 +29,16 @@ describe('config', () => {
     [{ tenants: [{ id: 'shop', pbx: 'sip:a@b' }, { id: 'shop', pbx: 'sip:c@d' }] }, {}, 'tenants[1].id'],
     [{ tenants: [{ id: 'shop', pbx: 'sip:a@b', recordings: true }] }, {}, 'tenants[0].recordings'],
     [{ sipp: {} }, { pbx: 'sip:a@b' }, 'sipp'],
+    [{ tenants: [{ id: 'shop', pbx: 'sip:a@b', payments: { acceptedBrands: ['visa', 'maestro'] } }] }, {}, 'tenants[0].payments.acceptedBrands[1]'],
+    [{ tenants: [{ id: 'shop', pbx: 'sip:a@b', payments: { fields: ['security-code'] } }] }, {}, 'tenants[0].payments.fields'],
+    [{ tenants: [{ id: 'shop', pbx: 'sip:a@b', payments: { fields: ['payment-card-number', 'expiration-date', 'expiration-date'] } }] }, {}, 'tenants[0].payments.fields'],
+    [{ tenants: [{ id: 'shop', pbx: 'sip:a@b', payments: { language: 'fr' } }] }, {}, 'tenants[0].payments.language'],
+    [{ tenants: [{ id: 'shop', pbx: 'sip:a@b', payments: { gateway: { type: 'paypal' } } }] }, {}, 'tenants[0].payments.gateway.type'],
+    [{ tenants: [{ id: 'shop', pbx: 'sip:a@b', payments: { gateway: { type: 'gmo-pg', baseUrl: 'ftp://x', shopId: 's', shopPassEnv: 'P' } } }] }, {}, 'tenants[0].payments.gateway.baseUrl'],
+    [{ tenants: [{ id: 'shop', pbx: 'sip:a@b', payments: { gateway: { type: 'stripe' } } }] }, {}, 'tenants[0].payments.gateway.apiKeyEnv'],
+    [{ tenants: [{ id: 'shop', pbx: 'sip:a@b', payments: { installmentCounts: [1] } }] }, {}, 'tenants[0].payments.installmentCounts[0]'],
+    [{ tenants: [{ id: 'shop', pbx: 'sip:a@b', payments: { cardTesting: { perCall: 0 } } }] }, {}, 'tenants[0].payments.cardTesting.perCall'],
+    [{ tenants: [{ id: 'shop', pbx: 'sip:a@b', payments: { autosubmit: true } }] }, {}, 'tenants[0].payments.autosubmit'],
     [{}, { pbx: 'sip:a@b', sip: 'localhost' }, '--sip'],
   ] as const)('names the field of a mistake: %j %j → %s', (raw, options, field) => {
     const err = (() => {
@@ -67,5 +79,21 @@ describe('config', () => {
     expect(route('999', '192.0.2.77')).toBe('c');
     expect(route('999', '198.51.100.1')).toBe('d');
     expect(routeTenant(config.tenants.slice(0, 3), '999', '198.51.100.1')).toBeUndefined();
+  });
+});
+
+describe('tenant payments', () => {
+  it('default to the sandbox gateway, every brand, the three card fields and Japanese prompts', () => {
+    const config = validateConfig({}, { pbx: 'sip:agents@127.0.0.1:5070' });
+    expect(config.tenants[0]!.payments).toMatchObject({ gateway: { type: 'sandbox' }, fields: ['payment-card-number', 'expiration-date', 'security-code'], language: 'ja', prompts: 'speech', autoSubmit: false });
+    expect(config.tenants[0]!.payments.acceptedBrands).toHaveLength(7);
+  });
+
+  it('reads gateway secrets from the environment at start, and names the variable that is missing', () => {
+    const config = validateConfig({ tenants: [{ id: 'shop', pbx: 'sip:a@b', payments: { gateway: { type: 'stripe', apiKeyEnv: 'SHOP_STRIPE_KEY', host: '127.0.0.1', port: 12111, protocol: 'http' } } }] }, {});
+    expect(() => new TenantPaymentsRegistry(config.tenants, new FakeClock(), {})).toThrow(/tenants\[0\]\.payments\.gateway\.apiKeyEnv: names the environment variable SHOP_STRIPE_KEY, which is not set/);
+    const registry = new TenantPaymentsRegistry(config.tenants, new FakeClock(), { SHOP_STRIPE_KEY: 'sk_test_x' });
+    expect(registry.gateway('shop').name).toBe('stripe');
+    expect(registry.prompts('shop').language).toBe('ja');
   });
 });

@@ -14,10 +14,15 @@ import type { HushpayConfig, TenantConfig } from '../config.ts';
 import { SdpError, SipRequestFailedError } from '../errors.ts';
 import { TypedEmitter } from '../events.ts';
 import { type DigitEvent, DigitStream } from '../media/digits.ts';
-import { type G711Law, PAYLOAD_TYPE } from '../media/g711.ts';
+import { type G711Law, PAYLOAD_TYPE, decodeTable, encodeSample } from '../media/g711.ts';
 import { MaskedMediaStream, RtpSequencer } from '../media/maskedStream.ts';
 import { CallRecorder } from '../media/recorder.ts';
 import { NoRtpWatch } from './noRtp.ts';
+import type { Logger } from '../log.ts';
+import type { CardTestingGuard } from '../payments/guard.ts';
+import { PromptPlayer } from '../payments/prompts.ts';
+import { type PaymentEvent, PaymentSession } from '../payments/session.ts';
+import { paymentSettings, type TenantPaymentsRegistry } from '../payments/tenant.ts';
 import type { RtpEndpoint, RtpPortRange } from '../media/relay.ts';
 import { randomToken } from '../sip/transactions.ts';
 import type { PortDialog, PortInfo, PortInvite, PortModify, PortResponder, SignalingPort } from '../sip/port.ts';
@@ -38,11 +43,19 @@ export interface CallDeps {
   readonly rtpPorts: RtpPortRange;
   readonly clock: Clock;
   readonly config: HushpayConfig;
+  /** Where payments go; without it a call masks digits but takes no payment. */
+  readonly payments?: {
+    readonly tenants: TenantPaymentsRegistry;
+    readonly guard: CardTestingGuard;
+    readonly logger: Logger;
+  };
 }
 
 interface CallEvents extends Record<string, unknown[]> {
   active: [];
   digit: [DigitEvent];
+  /** What the agent's desktop may see of a payment on this call (masked only). */
+  payment: [PaymentEvent];
   ended: [CallEnd];
 }
 
@@ -78,6 +91,9 @@ export class Call extends TypedEmitter<CallEvents> {
   #sessionVersion = 1;
   readonly #sessionId = String(Math.floor(Math.random() * 1e9));
   #law: G711Law = 'pcmu';
+  #payments: PaymentSession | undefined;
+  /** Prompts for the caller, mixed into the agent's audio on its way to the caller. */
+  readonly #prompts = new PromptPlayer();
 
   constructor(deps: CallDeps, tenant: TenantConfig, invite: PortInvite, res: PortResponder) {
     super();
@@ -86,7 +102,10 @@ export class Call extends TypedEmitter<CallEvents> {
     this.#invite = invite;
     this.#res = res;
     this.startedAt = deps.clock.now();
-    this.digits = new DigitStream((d) => this.emit('digit', d));
+    this.digits = new DigitStream((d) => {
+      this.emit('digit', d);
+      this.#payments?.key(d.digit);
+    });
     this.#noRtp = new NoRtpWatch({ clock: deps.clock, timeoutMs: deps.config.media.noRtpTimeoutMs, count: () => this.#a?.packetsIn ?? 0, onSilent: () => void this.close({ reason: 'no-rtp' }) });
   }
 
@@ -202,7 +221,31 @@ export class Call extends TypedEmitter<CallEvents> {
     this.#wireDialogs(this.#dialogA, this.#dialogB);
     this.#state = 'active';
     this.#noRtp.start();
+    this.#startPayments();
     this.emit('active');
+  }
+
+  /** The call's payments, once both legs are up (undefined where hushpay takes no payments). */
+  get payments(): PaymentSession | undefined {
+    return this.#payments;
+  }
+
+  #startPayments(): void {
+    const deps = this.#deps.payments;
+    if (!deps) return;
+    const session = new PaymentSession({
+      callId: this.id,
+      callerNumber: parseFromUser(this.#invite.headers.get('From')),
+      settings: paymentSettings(this.tenant),
+      gateway: deps.tenants.gateway(this.tenant.id),
+      guard: deps.guard,
+      clock: this.#deps.clock,
+      logger: deps.logger,
+    });
+    const library = deps.tenants.prompts(this.tenant.id);
+    session.on('event', (e) => this.emit('payment', e));
+    session.on('prompt', (p) => this.#prompts.enqueue(library.render(p.prompt, p.amount)));
+    this.#payments = session;
   }
 
   /** Whether the call has ended (a method, so checks after an await are not narrowed away). */
@@ -288,12 +331,28 @@ export class Call extends TypedEmitter<CallEvents> {
     if (data.length >= 12 && this.#eventPtB !== undefined && (data[1]! & 0x7f) === this.#eventPtB && this.#eventPtA !== undefined) {
       data[1] = (data[1]! & 0x80) | this.#eventPtA;
     }
-    this.#a.send(data);
-    if (this.#recorder && data.length > 12 && (data[1]! & 0x7f) === PAYLOAD_TYPE[this.#law]) {
+    if (data.length > 12 && (data[1]! & 0x7f) === PAYLOAD_TYPE[this.#law]) {
       const cc = data[0]! & 0x0f;
       let offset = 12 + 4 * cc;
       if (data[0]! & 0x10 && data.length >= offset + 4) offset += 4 + 4 * ((data[offset + 2]! << 8) | data[offset + 3]!);
-      if (offset < data.length) this.#recorder.right(data.subarray(offset));
+      if (offset < data.length) {
+        const payload = data.subarray(offset);
+        // the recording keeps the agent as they spoke; the caller hears the prompts over them
+        this.#recorder?.right(payload);
+        if (this.#prompts.playing) this.#mixPrompt(payload);
+      }
+    }
+    this.#a.send(data);
+  }
+
+  /** Adds the prompt's next samples to the agent's audio, in place, in the call's law. */
+  #mixPrompt(payload: Uint8Array): void {
+    const prompt = this.#prompts.next(payload.length);
+    if (!prompt) return;
+    const table = decodeTable(this.#law);
+    for (let i = 0; i < payload.length; i++) {
+      const mixed = table[payload[i]!]! + prompt[i]!;
+      payload[i] = encodeSample(this.#law, mixed > 32767 ? 32767 : mixed < -32768 ? -32768 : mixed);
     }
   }
 
@@ -316,7 +375,8 @@ export class Call extends TypedEmitter<CallEvents> {
     if (tail && this.#recorder && tail[1]) for (const chunk of tail[1]) this.#recorder.left(chunk.payload);
     this.#a?.close();
     this.#b?.close();
-    await Promise.allSettled(byes);
+    this.#prompts.stop();
+    await Promise.allSettled([...byes, this.#payments?.close()]);
     await this.#recorder?.close().catch(() => {});
     this.emit('ended', end);
     this.removeAllListeners();
