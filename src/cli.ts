@@ -253,6 +253,52 @@ const start: Command = {
 };
 
 // ---------------------------------------------------------------------------------------------
+// sandbox-gateway
+// ---------------------------------------------------------------------------------------------
+
+const SANDBOX_USAGE = `Usage: hushpay sandbox-gateway [--listen HOST:PORT]
+
+Runs the sandbox payment gateway as an HTTP server, for integrators: the same test cards and
+answers hushpay's embedded sandbox gives (4242424242424242 approves; 4000000000009995 is
+declined for insufficient funds; 4000000000003063 answers after 60 s; …). Point a tenant at it
+with "payments": { "gateway": { "type": "sandbox", "url": "http://HOST:PORT" } }.
+
+  POST /v1/{authorize|capture|sale|verify|store-card|charge-stored|void|refund}
+  with a JSON body and an Idempotency-Key header; the answer is the payment result as JSON.
+
+  --listen HOST:PORT  where to listen (default 127.0.0.1:8089)
+
+Ctrl-C (SIGINT) or SIGTERM stops it.`;
+
+const sandboxGateway: Command = {
+  summary: 'run the sandbox payment gateway as an HTTP server (test cards, for integrators)',
+  usage: SANDBOX_USAGE,
+  async run(args, io) {
+    const { values, positionals } = parseCommandArgs(args, { listen: { type: 'string' } });
+    if (values['help'] === true) return help(this, io);
+    checkPositionals(positionals, []);
+    const listen = typeof values['listen'] === 'string' ? values['listen'] : '127.0.0.1:8089';
+    const m = /^(\[[^\]]+\]|[^:]+):(\d{1,5})$/.exec(listen);
+    if (!m || Number(m[2]) > 65535) throw new UsageError('--listen must be HOST:PORT');
+    const { startSandboxServer } = await import('./payments/sandbox.ts');
+    const { systemClock } = await import('./clock.ts');
+    const server = await startSandboxServer({ host: m[1]!.replace(/^\[|\]$/g, ''), port: Number(m[2]), clock: systemClock });
+    io.stdout(`sandbox gateway listening on ${server.url}\nCtrl-C stops.\n`);
+    await new Promise<void>((resolve) => {
+      const stop = (): void => {
+        process.off('SIGINT', stop);
+        process.off('SIGTERM', stop);
+        resolve();
+      };
+      process.on('SIGINT', stop);
+      process.on('SIGTERM', stop);
+    });
+    await server.close();
+    return EXIT_OK;
+  },
+};
+
+// ---------------------------------------------------------------------------------------------
 // The command table
 // ---------------------------------------------------------------------------------------------
 
@@ -260,6 +306,7 @@ export const COMMANDS: ReadonlyMap<string, Command> = new Map([
   ['start', start],
   ['detect', detect],
   ['scrub', scrub],
+  ['sandbox-gateway', sandboxGateway],
 ]);
 
 function topUsage(): string {

@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ProgressReporter, renderProgressBar } from '../src/tools/progress.ts';
 import { decodeMultimon, decodeSpandsp } from './support/referees.ts';
+import { freePort } from './support/hushpay.ts';
 import { DBM0_RMS, msToSamples, soxDtmf } from './support/soxgen.ts';
 
 const CLI = fileURLToPath(new URL('../src/cli.ts', import.meta.url));
@@ -465,5 +466,25 @@ describe('ProgressReporter', () => {
 
     expect([...line].length).toBeLessThanOrEqual(59);
     expect(line).toMatch(/^scrub \[#{6}·{18}\] {2}3\/12 {2}25% {2}….*name\.wav$/);
+  });
+});
+
+describe('hushpay sandbox-gateway', () => {
+  it('serves the sandbox over HTTP until SIGTERM: a test card approved, a decline card declined', async () => {
+    const port = await freePort();
+    const child = spawn(process.execPath, [CLI, 'sandbox-gateway', '--listen', `127.0.0.1:${port}`], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    for (let i = 0; i < 100 && !out.includes('listening'); i++) await new Promise((r) => setTimeout(r, 50));
+    expect(out).toContain(`sandbox gateway listening on http://127.0.0.1:${port}`);
+    const sale = async (number: string, key: string) => {
+      const res = await fetch(`http://127.0.0.1:${port}/v1/sale`, { method: 'POST', headers: { 'content-type': 'application/json', 'idempotency-key': key }, body: JSON.stringify({ orderId: 'o-1', amount: 500, currency: 'JPY', card: { number, expMonth: 12, expYear: 2030, securityCode: '123', brand: 'visa' } }) });
+      return (await res.json()) as { status: string; reason?: string; last4: string };
+    };
+    expect(await sale('4242424242424242', 'a')).toMatchObject({ status: 'approved', last4: '4242' });
+    expect(await sale('4000000000009995', 'b')).toMatchObject({ status: 'declined', reason: 'insufficient-funds' });
+    const exit = new Promise<number | null>((resolve) => child.once('exit', resolve));
+    child.kill('SIGTERM');
+    expect(await exit).toBe(0);
   });
 });
