@@ -28,6 +28,11 @@ export interface CliIo {
   readonly stderr: (text: string) => void;
   readonly stderrIsTTY: boolean;
   readonly stderrColumns: number | undefined;
+  /**
+   * Reads a secret the user types or pipes in (`hushpay users add` without --password-env):
+   * the first line of stdin, not echoed on a terminal. Absent: stdin cannot be read.
+   */
+  readonly readSecret?: (prompt: string) => Promise<string>;
 }
 
 export interface Command {
@@ -199,8 +204,8 @@ caller keys on the agent's audio and in the recording.
                    defaults: SIP on 127.0.0.1:5060 UDP and TCP, every call routed to --pbx
   --sip HOST:PORT  where SIP listens (overrides the config)
   --pbx SIP-URI    where calls go when the config names no tenants, e.g. sip:agents@10.0.0.5
-  --http HOST:PORT where the API and agent page will listen (reserved: they come with a
-                   later release; the address is checked but nothing listens yet)
+  --http HOST:PORT where the API, the event stream and the agent page listen
+                   (default 127.0.0.1:8080)
   --data DIR       where recordings and the store live (default ./data)
 
 A mistake in the config is reported with the field it is in, and hushpay does not start.
@@ -231,6 +236,7 @@ const start: Command = {
         `  SIP       ${hushpay.port.listening.join(', ')}`,
         `  media     ${config.media.host}, RTP ports ${config.media.portMin}-${config.media.portMax}, mask delay ${config.media.maskDelayMs} ms`,
         `  tenants   ${tenants}`,
+        `  web       ${hushpay.httpUrl} (agent page), ${hushpay.httpUrl}/docs (API)`,
         `  data      ${config.dataDir}`,
         `Place a test call: npx sip-sim caller --to sip:100@${config.sip.host}:${config.sip.port} --digits 4111111111111111 --dtmf inband`,
         'Ctrl-C stops.',
@@ -299,6 +305,167 @@ const sandboxGateway: Command = {
 };
 
 // ---------------------------------------------------------------------------------------------
+// audit, users, apikeys: the store
+// ---------------------------------------------------------------------------------------------
+
+const STORE_OPTIONS_USAGE = `  --data DIR       the data directory the store is in (default: the config's dataDir, else ./data)
+  --config FILE    the config file whose dataDir to use`;
+
+const AUDIT_USAGE = `Usage: hushpay audit verify [--data DIR] [--config FILE]
+
+Checks the audit log's hash chain in the store (DIR/hushpay.db), opened read-only: every
+entry's hash is recomputed and every link to the entry before it checked, so an entry
+edited, removed or reordered in the file is found. Prints
+  audit chain ok: N entries
+or
+  audit chain BROKEN at seq S: what is wrong
+
+${STORE_OPTIONS_USAGE}
+
+Exit status: 0 the chain is whole, 1 it is broken or the store cannot be read
+(HP_ERR_STORE_MISSING: no database there), 2 usage error.
+`;
+
+type Values = Record<string, string | boolean | undefined>;
+
+function stringOption(values: Values, name: string): string | undefined {
+  const value = values[name];
+  return typeof value === 'string' ? value : undefined;
+}
+
+function requiredOption(values: Values, name: string): string {
+  const value = stringOption(values, name);
+  if (value === undefined || value === '') throw new UsageError(`--${name} is needed`);
+  return value;
+}
+
+/** `verify` (or `add`) and nothing else as the positional arguments. */
+function checkAction(positionals: readonly string[], action: string): void {
+  if (positionals[0] !== action) throw new UsageError(positionals[0] === undefined ? `missing the action (${action})` : `unknown action '${positionals[0]}' (expected ${action})`);
+  checkPositionals(positionals.slice(1), []);
+}
+
+const audit: Command = {
+  summary: "check the audit log's hash chain",
+  usage: AUDIT_USAGE,
+  async run(args, io) {
+    const { values, positionals } = parseCommandArgs(args, { data: { type: 'string' }, config: { type: 'string' } });
+    if (values['help'] === true) return help(this, io);
+    checkAction(positionals, 'verify');
+    const { storeFile, verifyAudit } = await import('./tools/store.ts');
+    const { systemClock } = await import('./clock.ts');
+    const result = verifyAudit(await storeFile({ data: stringOption(values, 'data'), config: stringOption(values, 'config') }), systemClock);
+    if (result.ok) {
+      io.stdout(`audit chain ok: ${result.entries} ${result.entries === 1 ? 'entry' : 'entries'}\n`);
+      return EXIT_OK;
+    }
+    io.stdout(`audit chain BROKEN at seq ${result.firstBadSeq}: ${result.problem}\n`);
+    return EXIT_FAILURE;
+  },
+};
+
+const USERS_USAGE = `Usage: hushpay users add --username NAME --role agent|supervisor|admin [--tenant ID]
+                         [--password-env VAR] [--totp] [--data DIR] [--config FILE]
+
+Adds a user of the agent desktop and prints its id. The password is read from the
+environment variable VAR, or else from stdin (the first line; not echoed on a terminal),
+never from the command line. It must be at least 12 characters with letters and digits
+(PCI DSS 8.3.6).
+
+An admin always gets a TOTP second factor (PCI DSS 8.4): its secret and otpauth:// URI are
+printed once, for the admin's authenticator app (show the URI as a QR code). --totp gives
+an agent or a supervisor one too.
+
+  --username NAME     the login name (unique, compared without case)
+  --role ROLE         agent, supervisor or admin
+  --tenant ID         the tenant the user belongs to (none: every tenant)
+  --password-env VAR  the environment variable holding the password
+  --totp              enrol a TOTP second factor (always for an admin)
+${STORE_OPTIONS_USAGE}
+
+The store is created if it does not exist. The change is written to the audit log.
+
+Exit status: 0 done, 1 refused (HP_ERR_STORE_CONFLICT: the username is taken;
+HP_ERR_STORE_INPUT: a password the policy refuses), 2 usage error.
+`;
+
+const users: Command = {
+  summary: 'add a desktop user (admins get a TOTP second factor)',
+  usage: USERS_USAGE,
+  async run(args, io) {
+    const { values, positionals } = parseCommandArgs(args, {
+      username: { type: 'string' },
+      role: { type: 'string' },
+      tenant: { type: 'string' },
+      'password-env': { type: 'string' },
+      totp: { type: 'boolean' },
+      data: { type: 'string' },
+      config: { type: 'string' },
+    });
+    if (values['help'] === true) return help(this, io);
+    checkAction(positionals, 'add');
+    const { addUser, checkTenantId, parseRole, storeFile } = await import('./tools/store.ts');
+    const username = requiredOption(values, 'username');
+    const role = parseRole(stringOption(values, 'role'));
+    const tenant = stringOption(values, 'tenant');
+    const tenantId = tenant === undefined ? null : checkTenantId(tenant);
+    const path = await storeFile({ data: stringOption(values, 'data'), config: stringOption(values, 'config') });
+    const passwordEnv = stringOption(values, 'password-env');
+    let password: string;
+    if (passwordEnv !== undefined) {
+      const value = process.env[passwordEnv];
+      if (value === undefined || value === '') throw new UsageError(`--password-env: the environment variable ${passwordEnv} is not set`);
+      password = value;
+    } else {
+      if (io.readSecret === undefined) throw new UsageError('give the password with --password-env VAR, or on stdin');
+      password = await io.readSecret(`Password for ${username}: `);
+      if (password === '') throw new UsageError('no password on stdin');
+    }
+    const { systemClock } = await import('./clock.ts');
+    const added = await addUser(path, systemClock, { username, role, tenantId, password, totp: values['totp'] === true });
+    const lines = [`user id: ${added.user.id}`];
+    if (added.totp) lines.push(`totp secret: ${added.totp.secret}`, `otpauth uri: ${added.totp.uri}`);
+    io.stdout(`${lines.join('\n')}\n`);
+    if (added.totp) io.stderr('Add the TOTP secret to the user\'s authenticator app now (the URI as a QR code): it is not shown again.\n');
+    return EXIT_OK;
+  },
+};
+
+const APIKEYS_USAGE = `Usage: hushpay apikeys add --tenant ID --name NAME [--data DIR] [--config FILE]
+
+Creates an API key for a tenant's systems (CRM, order system) and prints it — once: the
+store keeps only its SHA-256, so it cannot be shown again. Send it as
+'Authorization: Bearer hpk_…'.
+
+  --tenant ID    the tenant the key acts for
+  --name NAME    what the key is for, shown in lists (e.g. "order system")
+${STORE_OPTIONS_USAGE}
+
+The store is created if it does not exist. The change is written to the audit log.
+
+Exit status: 0 done, 1 refused, 2 usage error.
+`;
+
+const apikeys: Command = {
+  summary: "create an API key for a tenant's systems",
+  usage: APIKEYS_USAGE,
+  async run(args, io) {
+    const { values, positionals } = parseCommandArgs(args, { tenant: { type: 'string' }, name: { type: 'string' }, data: { type: 'string' }, config: { type: 'string' } });
+    if (values['help'] === true) return help(this, io);
+    checkAction(positionals, 'add');
+    const { addApiKey, checkTenantId, storeFile } = await import('./tools/store.ts');
+    const tenantId = checkTenantId(requiredOption(values, 'tenant'));
+    const name = requiredOption(values, 'name');
+    const path = await storeFile({ data: stringOption(values, 'data'), config: stringOption(values, 'config') });
+    const { systemClock } = await import('./clock.ts');
+    const { key, record } = addApiKey(path, systemClock, { tenantId, name });
+    io.stdout(`api key: ${key}\nkey id: ${record.id}\n`);
+    io.stderr('Store the key now: it is not shown again.\n');
+    return EXIT_OK;
+  },
+};
+
+// ---------------------------------------------------------------------------------------------
 // The command table
 // ---------------------------------------------------------------------------------------------
 
@@ -307,6 +474,9 @@ export const COMMANDS: ReadonlyMap<string, Command> = new Map([
   ['detect', detect],
   ['scrub', scrub],
   ['sandbox-gateway', sandboxGateway],
+  ['audit', audit],
+  ['users', users],
+  ['apikeys', apikeys],
 ]);
 
 function topUsage(): string {
@@ -382,6 +552,49 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
   }
 }
 
+/**
+ * The first line of stdin. On a terminal: prompted on stderr and read in raw mode, so the
+ * characters are not echoed; Ctrl-C or Ctrl-D gives up.
+ */
+async function readSecret(prompt: string): Promise<string> {
+  const stdin = process.stdin;
+  if (!stdin.isTTY) {
+    let text = '';
+    stdin.setEncoding('utf8');
+    for await (const chunk of stdin) {
+      text += String(chunk);
+      if (text.includes('\n')) break;
+    }
+    return text.split('\n')[0]!.replace(/\r$/, '');
+  }
+  process.stderr.write(prompt);
+  stdin.setRawMode(true);
+  stdin.setEncoding('utf8');
+  stdin.resume();
+  try {
+    return await new Promise<string>((resolve, reject) => {
+      let value = '';
+      const onData = (chunk: string): void => {
+        for (const ch of chunk) {
+          if (ch === '\r' || ch === '\n') return finish(() => resolve(value));
+          if (ch === '\u0003' || ch === '\u0004') return finish(() => reject(new UsageError('no password given')));
+          if (ch === '\u007f' || ch === '\b') value = value.slice(0, -1);
+          else value += ch;
+        }
+      };
+      const finish = (settle: () => void): void => {
+        stdin.off('data', onData);
+        settle();
+      };
+      stdin.on('data', onData);
+    });
+  } finally {
+    stdin.setRawMode(false);
+    stdin.pause();
+    process.stderr.write('\n');
+  }
+}
+
 if (import.meta.main) {
   // A closed pipe (`hushpay detect f | head -1`) is not an error worth a stack trace.
   process.stdout.on('error', (err: NodeJS.ErrnoException) => {
@@ -397,6 +610,7 @@ if (import.meta.main) {
     stderrIsTTY: process.stderr.isTTY === true,
     // a pseudo-terminal may report 0 columns; the reporter then assumes 80
     stderrColumns: process.stderr.columns > 0 ? process.stderr.columns : undefined,
+    readSecret,
   };
   process.exitCode = await runCli(process.argv.slice(2), io);
 }

@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import * as errors from '../src/errors.ts';
 
 const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
-const sources = ['../src/errors.ts', '../src/tools/failure.ts'].map((p) => readFileSync(new URL(p, import.meta.url), 'utf8'));
+const sources = ['../src/errors.ts', '../src/tools/failure.ts', '../src/store/errors.ts', '../src/webhooks/errors.ts'].map((p) => readFileSync(new URL(p, import.meta.url), 'utf8'));
 
 describe('error codes', () => {
   const codes = [...new Set(sources.flatMap((s) => [...s.matchAll(/'(HP_ERR_[A-Z0-9_]+)'/g)].map((m) => m[1]!)))];
