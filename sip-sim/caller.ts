@@ -95,7 +95,7 @@ export class SimCaller extends SimPhone {
       ),
     );
     call.callId = request?.headers.get('Call-ID') ?? '';
-    this.report({ event: 'invite-sent', call: call.index, callId: call.callId, to: options.to, target: `udp:${target.host}:${target.port}` });
+    this.report({ event: 'invite-sent', call: call.index, callId: call.callId, to: options.to, target: `${target.transport}:${target.host}:${target.port}` });
     return this.#await(call, invite);
   }
 

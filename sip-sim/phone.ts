@@ -1,6 +1,7 @@
 /**
- * The shared base of the simulated phones: its own SIP user agent on a UDP socket, the calls it
- * has, and the records it reports (as typed events and as JSON lines through `on('record')`).
+ * The shared base of the simulated phones: its own SIP user agent on a UDP socket (and a TLS
+ * listener when given a certificate), the calls it has, and the records it reports (as typed
+ * events and as JSON lines through `on('record')`).
  *
  * Lifecycle (STYLE.md practice 2): the phone owns its transport, its user agent, its calls and
  * every call set-up still in flight. `close()` runs once: it hangs up or abandons every call,
@@ -37,6 +38,19 @@ export interface SimPhoneOptions {
   readonly userAgent?: string;
   /** Interval of the periodic `rtp` records of each call, ms; 0 (default) reports only at the end. */
   readonly rtpReportIntervalMs?: number;
+  /**
+   * SIP over TLS too, on a free port of its own: `uri()` then names it (`;transport=tls`), and
+   * calls to a `transport=tls` URI go over TLS, the peer's certificate checked against `ca`.
+   */
+  readonly tls?: SimTlsOptions;
+}
+
+/** PEM contents (test/sip/certs.ts makes throwaway ones). */
+export interface SimTlsOptions {
+  readonly cert: string | Buffer;
+  readonly key: string | Buffer;
+  /** The CA a peer's certificate must chain to; default Node's and the system's. */
+  readonly ca?: string | Buffer;
 }
 
 const WILDCARDS = new Set(['0.0.0.0', '::', '']);
@@ -46,6 +60,8 @@ export abstract class SimPhone extends TypedEmitter<SimEvents> {
   readonly clock: Clock;
   /** Where this phone's SIP socket is bound. */
   readonly sip: { readonly host: string; readonly port: number };
+  /** Where its TLS listener is bound, when it has one. */
+  readonly sipTls: { readonly host: string; readonly port: number } | undefined;
   protected readonly ua: SipUserAgent;
   readonly #transport: UdpTcpTransport;
   readonly #startedAt: number;
@@ -69,6 +85,7 @@ export abstract class SimPhone extends TypedEmitter<SimEvents> {
     this.#startedAt = this.clock.now();
     const local = opened.transport.local.udp!;
     this.sip = { host: local.host, port: local.port };
+    this.sipTls = opened.transport.local.tls;
     opened.tap.sent = (message) => {
       if (message.kind === 'request') this.#lastRequestSent = message;
     };
@@ -96,7 +113,8 @@ export abstract class SimPhone extends TypedEmitter<SimEvents> {
       message: (message: SipMessage, from: SipAddress) => ua?.receive(message, from),
       malformed: (reason: string, from: SipAddress, reply: SipMessage | undefined) => ua?.malformed(reason, from, reply),
     };
-    const transport = await UdpTcpTransport.listen({ host: options.host ?? '127.0.0.1', port: options.port ?? 0, udp: true, tcp: false, listener, clock });
+    const tls = options.tls ? { port: 0, cert: options.tls.cert, key: options.tls.key, ca: options.tls.ca } : undefined;
+    const transport = await UdpTcpTransport.listen({ host: options.host ?? '127.0.0.1', port: options.port ?? 0, udp: true, tcp: false, tls, listener, clock });
     const tap: { sent: ((message: SipMessage) => void) | undefined } = { sent: undefined };
     // the user agent sends through this, so the phone sees each request as it goes out
     const tapped: Pick<SipTransport, 'send' | 'reliable' | 'local'> = {
@@ -118,10 +136,10 @@ export abstract class SimPhone extends TypedEmitter<SimEvents> {
     return { clock, transport, ua, tap };
   }
 
-  /** `sip:user@host:port` of this phone. */
+  /** `sip:user@host:port` of this phone (`…;transport=tls` on its TLS port, when it has one). */
   uri(user: string = this.role): string {
     const host = this.#host.sdpAddress.includes(':') ? `[${this.#host.sdpAddress}]` : this.#host.sdpAddress;
-    return `sip:${user}@${host}:${this.sip.port}`;
+    return this.sipTls ? `sip:${user}@${host}:${this.sipTls.port};transport=tls` : `sip:${user}@${host}:${this.sip.port}`;
   }
 
   /** Calls not yet ended. */

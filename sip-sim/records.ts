@@ -88,7 +88,7 @@ export interface ListeningRecord extends RecordBase {
 export interface InviteSentRecord extends CallRecordBase {
   readonly event: 'invite-sent';
   readonly to: string;
-  /** `udp:host:port` the INVITE went to. */
+  /** `udp:host:port` (or `tls:…`) the INVITE went to. */
   readonly target: string;
 }
 

@@ -59,7 +59,33 @@ export interface TenantConfig {
   readonly masking: { readonly agent: MaskMode; readonly recording: MaskMode };
   readonly maskPolicy: MaskPolicy;
   readonly payments: TenantPayments;
+  /** Where the tenant's events are posted (Standard Webhooks), if anywhere. */
+  readonly webhooks: TenantWebhooks | undefined;
 }
+
+export interface TenantWebhooks {
+  readonly url: string;
+  /** The environment variable holding the signing secret (whsec_…). */
+  readonly secretEnv: string;
+  /** Event types sent; default every type but capture.progress. */
+  readonly events: readonly string[] | undefined;
+}
+
+/** Every event type the desk publishes. */
+export const EVENT_TYPES = [
+  'call.started',
+  'call.assigned',
+  'call.ended',
+  'payment.started',
+  'payment.refused',
+  'capture.progress',
+  'capture.error',
+  'payment.ready',
+  'payment.authorizing',
+  'payment.completed',
+  'payment.failed',
+  'payment.cancelled',
+] as const;
 
 export interface HushpayConfig {
   readonly sip: {
@@ -72,6 +98,8 @@ export interface HushpayConfig {
     readonly advertise: string | undefined;
     readonly drachtio: { readonly host: string; readonly port: number; readonly secretEnv: string } | undefined;
     readonly timers: { readonly T1: number; readonly T2: number; readonly T4: number };
+    /** SIP over TLS beside UDP and TCP (embedded engine): files read at start by src/tls.ts. */
+    readonly tls: SipTlsConfig | undefined;
   };
   readonly media: {
     readonly host: string;
@@ -87,9 +115,30 @@ export interface HushpayConfig {
    * core: about 400 calls kept p99 added jitter ≤ 5 ms in the bench (README "Figures").
    */
   readonly calls: { readonly max: number };
-  readonly http: { readonly host: string; readonly port: number };
+  readonly http: {
+    readonly host: string;
+    readonly port: number;
+    /** HTTPS instead of HTTP: files read at start by src/tls.ts `readTlsFiles(tls, 'http.tls')`. */
+    readonly tls: HttpTlsConfig | undefined;
+  };
   readonly dataDir: string;
   readonly tenants: readonly TenantConfig[];
+}
+
+/** `sip.tls`: the TLS listener's port and the PEM files (paths; src/tls.ts reads and checks them). */
+export interface SipTlsConfig {
+  /** RFC 3261 §19.1.2: 5061 by default. */
+  readonly port: number;
+  readonly certFile: string;
+  readonly keyFile: string;
+  /** CAs a peer's certificate must chain to, on connections hushpay opens; default Node's and the system's. */
+  readonly caFile: string | undefined;
+}
+
+/** `http.tls`: the PEM files of the API and agent page's certificate and key. */
+export interface HttpTlsConfig {
+  readonly certFile: string;
+  readonly keyFile: string;
 }
 
 export interface StartOptions {
@@ -100,7 +149,7 @@ export interface StartOptions {
 }
 
 export const DEFAULTS = {
-  sip: { engine: 'embedded', host: '127.0.0.1', port: 5060, udp: true, tcp: true, timers: { T1: 500, T2: 4000, T4: 5000 } },
+  sip: { engine: 'embedded', host: '127.0.0.1', port: 5060, udp: true, tcp: true, timers: { T1: 500, T2: 4000, T4: 5000 }, tlsPort: 5061 },
   media: { host: '127.0.0.1', portMin: 20000, portMax: 29999, noRtpTimeoutMs: 60_000, maskDelayMs: 20 },
   calls: { max: 300 },
   http: { host: '127.0.0.1', port: 8080 },
@@ -210,6 +259,19 @@ function hostPort(text: string, field: string): { host: string; port: number } {
   return { host: m[1]!.replace(/^\[|\]$/g, ''), port };
 }
 
+/**
+ * `sip.tls`, if present. Its port must differ from `sip.port` when TCP listens there (`tcpPort`);
+ * drachtio-server does its own TLS, so the drachtio engine refuses it rather than ignore it.
+ */
+function readSipTls(r: Reader, engine: 'embedded' | 'drachtio', tcpPort: number | undefined): SipTlsConfig | undefined {
+  if (r.value === undefined) return undefined;
+  r.object().only(['port', 'certFile', 'keyFile', 'caFile']);
+  if (engine !== 'embedded') throw new ConfigError(r.path, 'is for the embedded engine; with drachtio, TLS is drachtio-server\'s own setting');
+  const port = r.field('port').integer(DEFAULTS.sip.tlsPort, 0, 65535);
+  if (port !== 0 && port === tcpPort) throw new ConfigError(r.field('port').path, `must differ from sip.port (${port}), where SIP over TCP listens`);
+  return { port, certFile: r.field('certFile').string(), keyFile: r.field('keyFile').string(), caFile: r.field('caFile').optionalString() };
+}
+
 function sipUri(text: string, field: string): string {
   try {
     const uri = parseUri(text);
@@ -252,6 +314,15 @@ function readGateway(g: Reader): GatewayConfig {
   return { type, apiKeyEnv: g.field('apiKeyEnv').string(), host: g.field('host').optionalString(), port, protocol: g.field('protocol').oneOf(['http', 'https'] as const, 'https') };
 }
 
+function readWebhooks(w: Reader): TenantWebhooks | undefined {
+  if (w.value === undefined) return undefined;
+  w.object().only(['url', 'secretEnv', 'events']);
+  const url = w.field('url').string();
+  if (!/^https?:\/\/[^\s/]+/.test(url)) throw new ConfigError(w.field('url').path, 'must be an http:// or https:// URL');
+  const events = w.field('events').value === undefined ? undefined : choices(w.field('events'), EVENT_TYPES, EVENT_TYPES);
+  return { url, secretEnv: w.field('secretEnv').string(), events };
+}
+
 function readPayments(p: Reader): TenantPayments {
   const d = DEFAULTS.payments;
   if (p.value === undefined) return d;
@@ -285,7 +356,7 @@ function readPayments(p: Reader): TenantPayments {
 
 export function validateConfig(raw: Json, options: StartOptions = {}): HushpayConfig {
   const root = new Reader('', raw).object().only(['sip', 'media', 'calls', 'http', 'dataDir', 'tenants']);
-  const sip = root.field('sip').object().only(['engine', 'host', 'port', 'udp', 'tcp', 'advertise', 'drachtio', 'timers']);
+  const sip = root.field('sip').object().only(['engine', 'host', 'port', 'udp', 'tcp', 'advertise', 'drachtio', 'timers', 'tls']);
   const cliSip = options.sip !== undefined ? hostPort(options.sip, '--sip') : undefined;
   const engine = sip.field('engine').oneOf(['embedded', 'drachtio'] as const, DEFAULTS.sip.engine);
   const drachtioReader = sip.field('drachtio').object().only(['host', 'port', 'secretEnv']);
@@ -304,10 +375,11 @@ export function validateConfig(raw: Json, options: StartOptions = {}): HushpayCo
   if (portMax - portMin < 3) throw new ConfigError('media.portMax', 'must leave room for at least two ports above media.portMin');
   const http = root.field('http');
   const cliHttp = options.http !== undefined ? hostPort(options.http, '--http') : undefined;
-  const httpReader = http.object().only(['host', 'port']);
+  const httpReader = http.object().only(['host', 'port', 'tls']);
+  const httpTls = httpReader.field('tls').object().only(['certFile', 'keyFile']);
 
   const tenants = root.field('tenants').array().map((t, i): TenantConfig => {
-    t.object().only(['id', 'name', 'numbers', 'sources', 'pbx', 'pbxCredentials', 'recording', 'masking', 'maskPolicy', 'payments']);
+    t.object().only(['id', 'name', 'numbers', 'sources', 'pbx', 'pbxCredentials', 'recording', 'masking', 'maskPolicy', 'payments', 'webhooks']);
     const id = t.field('id').string();
     if (!/^[a-z0-9][a-z0-9_-]{0,62}$/.test(id)) throw new ConfigError(`tenants[${i}].id`, 'must be lower-case letters, digits, - or _ (at most 63)');
     const numbers = t.field('numbers').array().map((n) => {
@@ -337,6 +409,7 @@ export function validateConfig(raw: Json, options: StartOptions = {}): HushpayCo
       },
       maskPolicy: t.field('maskPolicy').oneOf(['always', 'secure'] as const, DEFAULTS.tenant.maskPolicy),
       payments: readPayments(t.field('payments')),
+      webhooks: readWebhooks(t.field('webhooks')),
     };
   });
   const ids = new Set<string>();
@@ -358,16 +431,20 @@ export function validateConfig(raw: Json, options: StartOptions = {}): HushpayCo
       masking: { ...DEFAULTS.tenant.masking },
       maskPolicy: DEFAULTS.tenant.maskPolicy,
       payments: DEFAULTS.payments,
+      webhooks: undefined,
     });
   }
 
+  const sipPort = cliSip?.port ?? sip.field('port').integer(DEFAULTS.sip.port, 0, 65535);
+  const sipTcp = sip.field('tcp').boolean(DEFAULTS.sip.tcp);
+  const sipTls = readSipTls(sip.field('tls'), engine, sipTcp ? sipPort : undefined);
   return {
     sip: {
       engine,
       host: cliSip?.host ?? sip.field('host').string(DEFAULTS.sip.host),
-      port: cliSip?.port ?? sip.field('port').integer(DEFAULTS.sip.port, 0, 65535),
+      port: sipPort,
       udp: sip.field('udp').boolean(DEFAULTS.sip.udp),
-      tcp: sip.field('tcp').boolean(DEFAULTS.sip.tcp),
+      tcp: sipTcp,
       advertise: sip.field('advertise').optionalString(),
       drachtio,
       timers: {
@@ -375,6 +452,7 @@ export function validateConfig(raw: Json, options: StartOptions = {}): HushpayCo
         T2: timers.field('T2').integer(DEFAULTS.sip.timers.T2, 1, 600_000),
         T4: timers.field('T4').integer(DEFAULTS.sip.timers.T4, 1, 600_000),
       },
+      tls: sipTls,
     },
     media: {
       host: media.field('host').string(DEFAULTS.media.host),
@@ -385,7 +463,11 @@ export function validateConfig(raw: Json, options: StartOptions = {}): HushpayCo
       maskDelayMs: media.field('maskDelayMs').integer(DEFAULTS.media.maskDelayMs, 0, 20),
     },
     calls: { max: root.field('calls').object().only(['max']).field('max').integer(DEFAULTS.calls.max, 1, 100_000) },
-    http: { host: cliHttp?.host ?? httpReader.field('host').string(DEFAULTS.http.host), port: cliHttp?.port ?? httpReader.field('port').integer(DEFAULTS.http.port, 0, 65535) },
+    http: {
+      host: cliHttp?.host ?? httpReader.field('host').string(DEFAULTS.http.host),
+      port: cliHttp?.port ?? httpReader.field('port').integer(DEFAULTS.http.port, 0, 65535),
+      tls: httpTls.value === undefined ? undefined : { certFile: httpTls.field('certFile').string(), keyFile: httpTls.field('keyFile').string() },
+    },
     dataDir: options.data ?? root.field('dataDir').string(DEFAULTS.dataDir),
     tenants,
   };

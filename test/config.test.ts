@@ -1,11 +1,13 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig, routeTenant, validateConfig } from '../src/config.ts';
 import { ConfigError } from '../src/errors.ts';
 import { FakeClock } from '../src/clock.ts';
 import { TenantPaymentsRegistry } from '../src/payments/tenant.ts';
+import { readTlsFiles, type TlsFiles } from '../src/tls.ts';
+import { hasOpenssl, makeTestCerts, type TestCerts } from './sip/certs.ts';
 
 describe('config', () => {
   it('runs on embedded defaults with only --pbx', () => {
@@ -40,6 +42,16 @@ describe('config', () => {
     [{ tenants: [{ id: 'shop', pbx: 'sip:a@b', payments: { cardTesting: { perCall: 0 } } }] }, {}, 'tenants[0].payments.cardTesting.perCall'],
     [{ tenants: [{ id: 'shop', pbx: 'sip:a@b', payments: { autosubmit: true } }] }, {}, 'tenants[0].payments.autosubmit'],
     [{}, { pbx: 'sip:a@b', sip: 'localhost' }, '--sip'],
+    [{ sip: { tls: { keyFile: 'k.pem' } } }, { pbx: 'sip:a@b' }, 'sip.tls.certFile'],
+    [{ sip: { tls: { certFile: 'c.pem' } } }, { pbx: 'sip:a@b' }, 'sip.tls.keyFile'],
+    [{ sip: { tls: { certFile: 'c.pem', keyFile: 'k.pem', caFile: '' } } }, { pbx: 'sip:a@b' }, 'sip.tls.caFile'],
+    [{ sip: { tls: { certFile: 'c.pem', keyFile: 'k.pem', port: 70000 } } }, { pbx: 'sip:a@b' }, 'sip.tls.port'],
+    [{ sip: { port: 5061, tls: { certFile: 'c.pem', keyFile: 'k.pem' } } }, { pbx: 'sip:a@b' }, 'sip.tls.port'],
+    [{ sip: { tls: { certFile: 'c.pem', keyFile: 'k.pem', ciphers: 'ALL' } } }, { pbx: 'sip:a@b' }, 'sip.tls.ciphers'],
+    [{ sip: { tls: 'on' } }, { pbx: 'sip:a@b' }, 'sip.tls'],
+    [{ sip: { engine: 'drachtio', drachtio: { host: 'h' }, tls: { certFile: 'c.pem', keyFile: 'k.pem' } } }, { pbx: 'sip:a@b' }, 'sip.tls'],
+    [{ http: { tls: { certFile: 'c.pem' } } }, { pbx: 'sip:a@b' }, 'http.tls.keyFile'],
+    [{ http: { tls: { certFile: 'c.pem', keyFile: 'k.pem', caFile: 'ca.pem' } } }, { pbx: 'sip:a@b' }, 'http.tls.caFile'],
   ] as const)('names the field of a mistake: %j %j → %s', (raw, options, field) => {
     const err = (() => {
       try {
@@ -79,6 +91,102 @@ describe('config', () => {
     expect(route('999', '192.0.2.77')).toBe('c');
     expect(route('999', '198.51.100.1')).toBe('d');
     expect(routeTenant(config.tenants.slice(0, 3), '999', '198.51.100.1')).toBeUndefined();
+  });
+});
+
+describe('TLS settings', () => {
+  it('has no TLS unless asked; sip.tls defaults to port 5061 and keeps the paths as given', () => {
+    const plain = validateConfig({}, { pbx: 'sip:a@b' });
+    expect(plain.sip.tls).toBeUndefined();
+    expect(plain.http.tls).toBeUndefined();
+    const config = validateConfig({ sip: { tls: { certFile: '/etc/hushpay/sip.crt', keyFile: '/etc/hushpay/sip.key' } }, http: { tls: { certFile: 'web.crt', keyFile: 'web.key' } } }, { pbx: 'sip:a@b' });
+    expect(config.sip.tls).toEqual({ port: 5061, certFile: '/etc/hushpay/sip.crt', keyFile: '/etc/hushpay/sip.key', caFile: undefined });
+    expect(config.http.tls).toEqual({ certFile: 'web.crt', keyFile: 'web.key' });
+    // with TCP off, sip.port is free for TLS
+    expect(validateConfig({ sip: { port: 5061, tcp: false, tls: { certFile: 'c', keyFile: 'k', caFile: 'ca' } } }, { pbx: 'sip:a@b' }).sip.tls).toEqual({ port: 5061, certFile: 'c', keyFile: 'k', caFile: 'ca' });
+  });
+});
+
+describe.skipIf(!hasOpenssl)('readTlsFiles (certificates made with openssl at test time)', () => {
+  let certs: TestCerts;
+  beforeAll(() => {
+    certs = makeTestCerts();
+  });
+  afterAll(() => certs.remove());
+
+  const failure = async (files: TlsFiles, now?: Date): Promise<ConfigError> => {
+    try {
+      await readTlsFiles(files, 'sip.tls', now);
+    } catch (e) {
+      if (e instanceof ConfigError) return e;
+      throw e;
+    }
+    throw new Error('readTlsFiles accepted the files');
+  };
+
+  it('reads a matching certificate and key (and a CA file) and says when the certificate expires', async () => {
+    const material = await readTlsFiles({ certFile: certs.certFile, keyFile: certs.keyFile, caFile: certs.certFile }, 'sip.tls');
+    expect(material.cert.equals(certs.cert)).toBe(true);
+    expect(material.key.equals(certs.key)).toBe(true);
+    expect(material.ca?.equals(certs.cert)).toBe(true);
+    expect(material.notAfter.getTime()).toBeGreaterThan(Date.now());
+  });
+
+  it.each([
+    ['a missing certificate file', (c: TestCerts): TlsFiles => ({ certFile: join(c.dir, 'nope.pem'), keyFile: c.keyFile }), 'sip.tls.certFile', /cannot read .*nope\.pem: ENOENT/],
+    ['a missing key file', (c: TestCerts): TlsFiles => ({ certFile: c.certFile, keyFile: join(c.dir, 'nope.pem') }), 'sip.tls.keyFile', /cannot read .*nope\.pem: ENOENT/],
+    ['a missing CA file', (c: TestCerts): TlsFiles => ({ certFile: c.certFile, keyFile: c.keyFile, caFile: join(c.dir, 'nope.pem') }), 'sip.tls.caFile', /cannot read .*nope\.pem: ENOENT/],
+    ['a folder as the certificate', (c: TestCerts): TlsFiles => ({ certFile: c.dir, keyFile: c.keyFile }), 'sip.tls.certFile', /cannot read .*: EISDIR/],
+    ['an empty certificate file', (c: TestCerts): TlsFiles => ({ certFile: c.emptyFile, keyFile: c.keyFile }), 'sip.tls.certFile', /is empty/],
+    ['a certificate file with no PEM in it', (c: TestCerts): TlsFiles => ({ certFile: c.garbageFile, keyFile: c.keyFile }), 'sip.tls.certFile', /holds no PEM certificate/],
+    ['the key given as the certificate', (c: TestCerts): TlsFiles => ({ certFile: c.keyFile, keyFile: c.keyFile }), 'sip.tls.certFile', /holds no PEM certificate/],
+    ['the certificate given as the key', (c: TestCerts): TlsFiles => ({ certFile: c.certFile, keyFile: c.certFile }), 'sip.tls.keyFile', /holds no PEM private key/],
+    ['a key file with no PEM in it', (c: TestCerts): TlsFiles => ({ certFile: c.certFile, keyFile: c.garbageFile }), 'sip.tls.keyFile', /holds no PEM private key/],
+    ['a key that is not the certificate’s', (c: TestCerts): TlsFiles => ({ certFile: c.certFile, keyFile: c.otherKeyFile }), 'sip.tls.keyFile', /does not match the certificate in .*server-cert\.pem \(sip\.tls\.certFile\)/],
+    ['an encrypted key', (c: TestCerts): TlsFiles => ({ certFile: c.certFile, keyFile: c.encryptedKeyFile }), 'sip.tls.keyFile', /is encrypted; give an unencrypted key/],
+    ['a CA file with no PEM certificate in it', (c: TestCerts): TlsFiles => ({ certFile: c.certFile, keyFile: c.keyFile, caFile: c.garbageFile }), 'sip.tls.caFile', /holds no PEM certificate/],
+  ])('names the field for %s', async (_name, files, field, message) => {
+    const err = await failure(files(certs));
+    expect(err.field).toBe(field);
+    expect(err.message.startsWith(`${field}: `)).toBe(true);
+    expect(err.message).toMatch(message);
+  });
+
+  it('refuses a certificate that has expired or is not valid yet', async () => {
+    const files = { certFile: certs.certFile, keyFile: certs.keyFile };
+    const later = await failure(files, new Date(Date.now() + 30 * 86_400_000));
+    expect(later.field).toBe('sip.tls.certFile');
+    expect(later.message).toMatch(/expired on \d{4}-/);
+    const earlier = await failure(files, new Date(Date.now() - 30 * 86_400_000));
+    expect(earlier.message).toMatch(/is not valid until \d{4}-/);
+  });
+
+  it('never puts key material in a message', async () => {
+    const keyLines = certs.key.toString('latin1').split('\n').filter((l) => l.length > 20 && !l.startsWith('-----'));
+    expect(keyLines.length).toBeGreaterThan(0);
+    const errors = await Promise.all([
+      failure({ certFile: certs.keyFile, keyFile: certs.keyFile }),
+      failure({ certFile: certs.certFile, keyFile: certs.otherKeyFile }),
+      failure({ certFile: certs.certFile, keyFile: certs.encryptedKeyFile }),
+      failure({ certFile: certs.certFile, keyFile: certs.certFile }),
+    ]);
+    for (const e of errors) {
+      expect(e.message).not.toMatch(/PRIVATE KEY/);
+      for (const line of keyLines) expect(e.message).not.toContain(line);
+    }
+  });
+
+  it('names the http.tls fields the same way', async () => {
+    const err = await (async () => {
+      try {
+        await readTlsFiles({ certFile: certs.certFile, keyFile: certs.otherKeyFile }, 'http.tls');
+      } catch (e) {
+        return e;
+      }
+      return undefined;
+    })();
+    expect(err).toBeInstanceOf(ConfigError);
+    expect((err as ConfigError).field).toBe('http.tls.keyFile');
   });
 });
 

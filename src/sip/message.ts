@@ -193,8 +193,8 @@ const CONTROL = /[\x00-\x08\x0a-\x1f\x7f]/;
 const STATUS_LINE = /^SIP\/2\.0 ([1-6]\d\d) ?(.*)$/;
 const REQUEST_LINE = /^(\S+) (\S+) SIP\/2\.0$/;
 
-/** Parses one whole message. `transport` tells whether a missing Content-Length is allowed (UDP). */
-export function parseSipMessage(bytes: Uint8Array, transport: 'udp' | 'tcp' = 'udp'): SipMessage {
+/** Parses one whole message. `transport` tells whether a missing Content-Length is allowed (UDP only). */
+export function parseSipMessage(bytes: Uint8Array, transport: 'udp' | 'tcp' | 'tls' = 'udp'): SipMessage {
   if (bytes.length > MAX_MESSAGE_BYTES) throw new SipParseError('message too large', bytes.length);
   // RFC 3261 §7.5: implementations should ignore CRLFs before the start line (keep-alives).
   let start = 0;
@@ -250,7 +250,7 @@ export function parseSipMessage(bytes: Uint8Array, transport: 'udp' | 'tcp' = 'u
   if (lengthHeaders.some((v) => v.trim() !== lengthHeader?.trim())) throw new SipParseError('contradictory Content-Length headers', lengthHeaders.length);
   let bodyLength: number;
   if (lengthHeader === undefined) {
-    if (transport === 'tcp') throw new SipParseError('no Content-Length on a stream transport', 0);
+    if (transport !== 'udp') throw new SipParseError('no Content-Length on a stream transport', 0);
     bodyLength = available;
   } else {
     if (!/^\d{1,10}$/.test(lengthHeader.trim())) throw new SipParseError('Content-Length is not a number', lengthHeader.length);

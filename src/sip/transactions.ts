@@ -18,7 +18,7 @@
 
 import type { Clock, TimerHandle } from '../clock.ts';
 import { type SipMessage, type SipRequest, type SipResponse, REASONS, SipHeaders, parseCSeq, parseVia } from './message.ts';
-import type { SipAddress, SipTransport } from './transport.ts';
+import { isStream, type SipAddress, type SipTransport } from './transport.ts';
 
 export interface SipTimers {
   /** RTT estimate, ms (RFC 3261 default 500). */
@@ -439,9 +439,16 @@ function serverKey(request: SipRequest, asMethod?: string): string {
   return `2543|${request.uri}|${request.headers.get('From')}|${request.headers.get('Call-ID')}|${cseq}|${viaText}|${method}`;
 }
 
-/** §18.2.2 with RFC 3581: back to the source port when rport asked for it, else along Via. */
+/**
+ * §18.2.2 with RFC 3581: back to the source port when rport asked for it, else along Via. Over
+ * TCP and TLS: "the response MUST be sent using the existing connection to the source of the
+ * original request", so a request that came over TLS is answered over TLS, on its connection.
+ */
 export function responseAddress(request: SipRequest, from: SipAddress): SipAddress {
-  if (from.transport === 'tcp') return from;
+  // FIXME: §18.2.2 "If that connection is no longer open, the server SHOULD open a connection to
+  // the IP address in the 'received' parameter ... using the port in the 'sent-by' value"; the
+  // transport opens one to the connection's source address and port instead.
+  if (isStream(from.transport)) return from;
   const via = parseVia(request.headers.getAll('Via')[0]!);
   const rport = via.params.get('rport');
   if (rport !== undefined) return { transport: 'udp', host: via.params.get('received') || from.host, port: Number(rport) || from.port };

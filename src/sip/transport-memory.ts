@@ -20,11 +20,11 @@
 import { type Clock, systemClock, type TimerHandle } from '../clock.ts';
 import { InvalidStateError, SipParseError } from '../errors.ts';
 import { parseSipMessage, serializeSipMessage, type SipMessage } from './message.ts';
-import type { SipAddress, SipTransport, SipTransportName, TransportListener } from './transport.ts';
+import { isStream, type SipAddress, type SipTransport, type SipTransportName, type TransportListener } from './transport.ts';
 import { salvageBadRequest, stampReceived } from './transport-udp-tcp.ts';
 
 export interface MemoryTransportOptions {
-  /** What the pair pretends to be: 'udp' (unreliable) or 'tcp' (reliable). Default 'udp'. */
+  /** What the pair pretends to be: 'udp' (unreliable), or 'tcp' or 'tls' (reliable). Default 'udp'. */
   readonly transport?: SipTransportName;
   /** Local addresses of the two ends; default 192.0.2.1:5060 and 192.0.2.2:5060 (RFC 5737). */
   readonly addresses?: readonly [{ host: string; port: number }, { host: string; port: number }];
@@ -108,7 +108,7 @@ export class MemoryTransport implements SipTransport {
     this.#wire = wire;
     this.#clock = clock;
     this.#listener = listener;
-    this.local = { udp: transport === 'udp' ? address : undefined, tcp: transport === 'tcp' ? address : undefined };
+    this.local = { udp: transport === 'udp' ? address : undefined, tcp: transport === 'tcp' ? address : undefined, tls: transport === 'tls' ? address : undefined };
   }
 
   /** Sets who receives what arrives at this end (messages arriving with none are counted and lost). */
@@ -119,7 +119,7 @@ export class MemoryTransport implements SipTransport {
   /** The address the peer sees messages from this end coming from. */
   get address(): SipAddress {
     const base = { transport: this.#transport, host: this.#address.host, port: this.#address.port };
-    return this.#transport === 'tcp' ? { ...base, connection: this.#wire.connection } : base;
+    return isStream(this.#transport) ? { ...base, connection: this.#wire.connection } : base;
   }
 
   /** Messages that arrived but reached no listener (none attached, or dropped on receive). */
@@ -128,7 +128,7 @@ export class MemoryTransport implements SipTransport {
   }
 
   reliable(transport: SipTransportName): boolean {
-    return transport === 'tcp';
+    return isStream(transport);
   }
 
   send(message: SipMessage, to: SipAddress): void {

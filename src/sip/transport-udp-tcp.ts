@@ -1,19 +1,27 @@
 /**
- * The real SIP transport (RFC 3261 §18): UDP and TCP on one port number, behind `SipTransport`.
+ * The real SIP transport (RFC 3261 §18): UDP and TCP on one port number, and TLS on another
+ * (§26.2.1, RFC 5630 §3: "SIP/2.0/TLS" in Via, port 5061), behind `SipTransport`.
  *
- * The socket edge of the SIP core. Everything that arrives is untrusted: it is framed (TCP),
- * parsed, counted and either delivered to the listener or reported as malformed; nothing thrown
- * by a parser or a listener ever escapes a socket callback, and `send` never throws. The pure
- * parts — the stream framer, the §18.2.1 Via stamping and the salvage of a 400 from bytes that
- * did not parse — are exported on their own and tested without sockets.
+ * The socket edge of the SIP core. Everything that arrives is untrusted: it is framed (TCP and
+ * TLS), parsed, counted and either delivered to the listener or reported as malformed; nothing
+ * thrown by a parser or a listener ever escapes a socket callback, and `send` never throws. The
+ * pure parts — the stream framer, the §18.2.1 Via stamping and the salvage of a 400 from bytes
+ * that did not parse — are exported on their own and tested without sockets.
+ *
+ * TCP and TLS are one stream code path: a TLS connection is a TCP connection whose socket is a
+ * `tls.TLSSocket`, framed, limited, timed out and counted the same way. Only the socket made
+ * (accepted by `tls.Server` after its handshake, or opened by `tls.connect`) and the event that
+ * says it is ready to write ('secureConnect' rather than 'connect') differ.
  *
  * Lifecycle (STYLE.md practices 2 and 3): `close()` is idempotent, destroys every socket and
- * connection, clears every timer (idle, connect, linger) and resolves when all are closed.
+ * connection (TLS handshakes in progress too), clears every timer (idle, connect, linger) and
+ * resolves when all are closed.
  */
 
 import { randomBytes } from 'node:crypto';
 import dgram from 'node:dgram';
 import net from 'node:net';
+import tls from 'node:tls';
 import { type Clock, systemClock, type TimerHandle } from '../clock.ts';
 import { SipParseError } from '../errors.ts';
 import {
@@ -35,10 +43,15 @@ import type { SipAddress, SipTransport, SipTransportName, TransportListener } fr
 
 /** RFC 5626 §4.4.1 suggests far longer keep-alives; an idle SIP connection is closed after this. */
 export const DEFAULT_IDLE_TCP_TIMEOUT_MS = 5 * 60_000;
-/** Bound on connecting to a peer; messages queued meanwhile are dropped (and counted) after it. */
+/**
+ * Bound on connecting to a peer (for TLS, the handshake included; an inbound TLS handshake gets
+ * as long); messages queued meanwhile are dropped (and counted) after it.
+ */
 export const DEFAULT_CONNECT_TIMEOUT_MS = 5_000;
-/** Bound on the connections open at once (inbound and outbound); more are refused. */
+/** Bound on the TCP and TLS connections open at once (inbound and outbound); more are refused. */
 export const DEFAULT_MAX_TCP_CONNECTIONS = 1_024;
+/** PCI DSS 4.2.1: only secure protocol versions, no fallback. */
+const TLS_MIN_VERSION = 'TLSv1.2';
 /** Bytes queued on one connection (while connecting, or unread by the peer) before sends drop. */
 export const MAX_QUEUED_BYTES_PER_CONNECTION = 1024 * 1024;
 /** After a framing error the connection gets this long to flush a 400 before it is destroyed. */
@@ -334,6 +347,22 @@ export function salvageBadRequest(bytes: Uint8Array, from?: SipAddress): SipResp
 // the transport
 // ---------------------------------------------------------------------------------------------
 
+/** SIP over TLS: the listener's port, what this end presents, and what peers must present. */
+export interface SipTlsOptions {
+  /** Port the TLS listener binds (on the transport's host); 0 picks a free one. Usually 5061. */
+  readonly port: number;
+  /** PEM certificate (chain) presented to peers, and its private key (src/tls.ts reads them). */
+  readonly cert: string | Buffer;
+  readonly key: string | Buffer;
+  /**
+   * PEM CA certificates the certificate of a peer we connect to must chain to. Default: Node's
+   * bundled CAs and the system's store.
+   */
+  readonly ca?: string | Buffer | undefined;
+  /** Tests only: accept any certificate on connections we open (no chain or name check). */
+  readonly insecureSkipVerify?: boolean | undefined;
+}
+
 export interface UdpTcpTransportOptions {
   /** Address to bind, e.g. '127.0.0.1', '0.0.0.0', '::'. */
   readonly host: string;
@@ -341,11 +370,15 @@ export interface UdpTcpTransportOptions {
   readonly port: number;
   readonly udp?: boolean;
   readonly tcp?: boolean;
+  /** SIP over TLS too, on its own port; without it, sends to a TLS address are dropped and counted. */
+  readonly tls?: SipTlsOptions | undefined;
   readonly listener: TransportListener;
   /** Largest message accepted or framed, bytes; at most (and by default) MAX_MESSAGE_BYTES. */
   readonly maxMessageBytes?: number;
+  /** Idle TCP and TLS connections are closed after this. */
   readonly idleTcpTimeoutMs?: number;
   readonly connectTimeoutMs?: number;
+  /** TCP and TLS connections, together. */
   readonly maxTcpConnections?: number;
   readonly clock?: Clock;
 }
@@ -356,12 +389,17 @@ export type TransportDropReason =
   | 'oversized'
   /** bytes that did not parse (reported to listener.malformed, perhaps with a 400) */
   | 'malformed'
-  /** a TCP stream that could not be framed; the connection was closed */
+  /** a TCP or TLS stream that could not be framed; the connection was closed */
   | 'tcpFraming'
-  /** a TCP connection that ended in the middle of a message */
+  /** a TCP or TLS connection that ended in the middle of a message */
   | 'tcpTruncated'
   /** a connection refused because maxTcpConnections were open */
   | 'connectionLimit'
+  /**
+   * a TLS handshake that failed, inbound (not TLS at all, a protocol version refused, the peer
+   * gave up) or outbound (the peer's certificate failed verification); the connection was closed
+   */
+  | 'tlsHandshake'
   /** the listener threw (the message was delivered; the throw was swallowed) */
   | 'listenerThrew'
   /** an outgoing message that could not be serialized */
@@ -376,7 +414,7 @@ export type TransportDropReason =
   | 'internal';
 
 export interface UdpTcpTransportStats {
-  /** Datagrams and TCP frames received (before parsing). */
+  /** Datagrams, and TCP and TLS frames, received (before parsing). */
   readonly received: Readonly<Record<SipTransportName, number>>;
   /** Messages passed to listener.message. */
   readonly delivered: number;
@@ -389,8 +427,12 @@ export interface UdpTcpTransportStats {
   readonly malformedReasons: Readonly<Record<string, number>>;
 }
 
+type StreamTransportName = Exclude<SipTransportName, 'udp'>;
+
 interface Connection {
   readonly id: string;
+  readonly transport: StreamTransportName;
+  /** A `tls.TLSSocket` for TLS (a net.Socket underneath). */
   readonly socket: net.Socket;
   readonly remote: SipAddress;
   readonly key: string;
@@ -411,6 +453,7 @@ const DROP_REASONS: readonly TransportDropReason[] = [
   'tcpFraming',
   'tcpTruncated',
   'connectionLimit',
+  'tlsHandshake',
   'listenerThrew',
   'sendSerialize',
   'sendSocket',
@@ -425,7 +468,8 @@ function normalizeHost(address: string): string {
   return mapped ? mapped[1]! : address;
 }
 
-const remoteKey = (host: string, port: number): string => `${stripBrackets(host)}|${port}`;
+/** A connection to reuse for a send: one per transport, address and port. */
+const remoteKey = (transport: StreamTransportName, host: string, port: number): string => `${transport}|${stripBrackets(host)}|${port}`;
 
 function bindUdp(host: string, port: number): Promise<dgram.Socket> {
   return new Promise((resolve, reject) => {
@@ -443,8 +487,36 @@ function bindUdp(host: string, port: number): Promise<dgram.Socket> {
 }
 
 function listenTcp(host: string, port: number): Promise<net.Server> {
+  return listenServer(net.createServer({ noDelay: true }), host, port);
+}
+
+/**
+ * The TLS listener (RFC 3261 §26.2.1). It asks no certificate of the client: inbound peers are
+ * told apart by address (tenant `sources`), as over UDP and TCP. The handshake is bounded by
+ * `handshakeTimeoutMs`; a failed one is reported as 'tlsClientError' and its socket destroyed.
+ */
+function listenTls(host: string, options: SipTlsOptions, handshakeTimeoutMs: number): Promise<tls.Server> {
+  const server = tls.createServer({ cert: options.cert, key: options.key, minVersion: TLS_MIN_VERSION, requestCert: false, handshakeTimeout: handshakeTimeoutMs, noDelay: true });
+  return listenServer(server, host, options.port);
+}
+
+/**
+ * What outbound TLS connections check the peer against: `ca`, else Node's bundled CAs and the
+ * system's store (tls.getCACertificates); this end's certificate is offered if a peer asks.
+ */
+interface TlsClient {
+  readonly context: tls.SecureContext;
+  /** False only when a test asked for insecureSkipVerify. */
+  readonly verify: boolean;
+}
+
+function clientContext(options: SipTlsOptions): tls.SecureContext {
+  const ca = options.ca ?? [...new Set([...tls.getCACertificates('default'), ...tls.getCACertificates('system')])];
+  return tls.createSecureContext({ ca, cert: options.cert, key: options.key, minVersion: TLS_MIN_VERSION });
+}
+
+function listenServer<S extends net.Server>(server: S, host: string, port: number): Promise<S> {
   return new Promise((resolve, reject) => {
-    const server = net.createServer({ noDelay: true });
     const onError = (error: Error): void => {
       server.close();
       reject(error);
@@ -476,10 +548,10 @@ const afterCloseCallbacks = (): Promise<void> => new Promise((resolve) => setImm
 const closeServer = (server: net.Server): Promise<void> => new Promise((resolve) => server.close(() => resolve()));
 
 /**
- * SIP over UDP and TCP on one port. Messages that parse go to `listener.message`, requests with
- * their top Via stamped (§18.2.1); bytes that do not go to `listener.malformed` with a 400 when
- * one can be built. TCP connections are named by `SipAddress.connection`, so a response goes
- * back on the connection its request came on.
+ * SIP over UDP and TCP on one port, and TLS on its own. Messages that parse go to
+ * `listener.message`, requests with their top Via stamped (§18.2.1); bytes that do not go to
+ * `listener.malformed` with a 400 when one can be built. TCP and TLS connections are named by
+ * `SipAddress.connection`, so a response goes back on the connection its request came on.
  */
 export class UdpTcpTransport implements SipTransport {
   readonly local: Readonly<Record<SipTransportName, { host: string; port: number } | undefined>>;
@@ -491,7 +563,12 @@ export class UdpTcpTransport implements SipTransport {
   readonly #connectTimeoutMs: number;
   readonly #maxTcpConnections: number;
   readonly #udp: dgram.Socket | undefined;
-  readonly #server: net.Server | undefined;
+  /** The stream listeners: TCP (with UDP's port number) and TLS (its own). */
+  readonly #servers: Readonly<Record<StreamTransportName, net.Server | undefined>>;
+  /** What outbound TLS connections verify the peer with; set when TLS is on. */
+  readonly #tlsClient: TlsClient | undefined;
+  /** Raw sockets accepted by the TLS listener, handshake under way or done, so close() can end them all. */
+  readonly #tlsAccepted = new Set<net.Socket>();
   readonly #connections = new Map<string, Connection>();
   readonly #byRemote = new Map<string, Connection>();
   #nextConnectionId = 1;
@@ -501,8 +578,8 @@ export class UdpTcpTransport implements SipTransport {
   #closed = false;
   #closing: Promise<void> | undefined;
 
-  readonly #received: Record<SipTransportName, number> = { udp: 0, tcp: 0 };
-  readonly #sent: Record<SipTransportName, number> = { udp: 0, tcp: 0 };
+  readonly #received: Record<SipTransportName, number> = { udp: 0, tcp: 0, tls: 0 };
+  readonly #sent: Record<SipTransportName, number> = { udp: 0, tcp: 0, tls: 0 };
   #delivered = 0;
   #pings = 0;
   #opened = 0;
@@ -513,25 +590,42 @@ export class UdpTcpTransport implements SipTransport {
   static async listen(options: UdpTcpTransportOptions): Promise<UdpTcpTransport> {
     const wantUdp = options.udp ?? true;
     const wantTcp = options.tcp ?? true;
-    if (!wantUdp && !wantTcp) throw new TypeError('UdpTcpTransport.listen: neither udp nor tcp is enabled');
+    if (!wantUdp && !wantTcp && !options.tls) throw new TypeError('UdpTcpTransport.listen: neither udp, tcp nor tls is enabled');
+    // made first: a certificate or key that OpenSSL refuses fails here, before any socket is bound
+    const tlsClient = options.tls ? { context: clientContext(options.tls), verify: options.tls.insecureSkipVerify !== true } : undefined;
     const attempts = options.port === 0 && wantUdp && wantTcp ? EPHEMERAL_PORT_ATTEMPTS : 1;
     for (let attempt = 1; ; attempt++) {
       let udp: dgram.Socket | undefined;
+      let tcp: net.Server | undefined;
       try {
         udp = wantUdp ? await bindUdp(options.host, options.port) : undefined;
         // with port 0, TCP takes the number UDP was given
         const port = udp ? udp.address().port : options.port;
-        const server = wantTcp ? await listenTcp(options.host, port) : undefined;
-        return new UdpTcpTransport(options, udp, server);
+        tcp = wantTcp ? await listenTcp(options.host, port) : undefined;
       } catch (error) {
         if (udp) await closeUdp(udp);
         const inUse = error instanceof Error && (error as NodeJS.ErrnoException).code === 'EADDRINUSE';
         if (!inUse || attempt >= attempts) throw error;
+        continue;
       }
+      let tlsServer: tls.Server | undefined;
+      try {
+        tlsServer = options.tls ? await listenTls(options.host, options.tls, options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS) : undefined;
+      } catch (error) {
+        if (udp) await closeUdp(udp);
+        if (tcp) await closeServer(tcp);
+        throw error;
+      }
+      return new UdpTcpTransport(options, udp, { tcp, tls: tlsServer }, tlsClient);
     }
   }
 
-  private constructor(options: UdpTcpTransportOptions, udp: dgram.Socket | undefined, server: net.Server | undefined) {
+  private constructor(
+    options: UdpTcpTransportOptions,
+    udp: dgram.Socket | undefined,
+    servers: { tcp: net.Server | undefined; tls: tls.Server | undefined },
+    tlsClient: TlsClient | undefined,
+  ) {
     this.#listener = options.listener;
     this.#clock = options.clock ?? systemClock;
     this.#maxMessageBytes = Math.min(options.maxMessageBytes ?? MAX_MESSAGE_BYTES, MAX_MESSAGE_BYTES);
@@ -539,25 +633,49 @@ export class UdpTcpTransport implements SipTransport {
     this.#connectTimeoutMs = options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
     this.#maxTcpConnections = options.maxTcpConnections ?? DEFAULT_MAX_TCP_CONNECTIONS;
     this.#udp = udp;
-    this.#server = server;
+    this.#servers = servers;
+    this.#tlsClient = tlsClient;
     const udpAddress = udp?.address();
-    const tcpAddress = server?.address();
+    const bound = (server: net.Server | undefined): { host: string; port: number } | undefined => {
+      const address = server?.address();
+      return address && typeof address === 'object' ? { host: options.host, port: address.port } : undefined;
+    };
     this.local = {
       udp: udpAddress ? { host: options.host, port: udpAddress.port } : undefined,
-      tcp: tcpAddress && typeof tcpAddress === 'object' ? { host: options.host, port: tcpAddress.port } : undefined,
+      tcp: bound(servers.tcp),
+      tls: bound(servers.tls),
     };
     if (udp) {
       udp.on('message', (bytes, rinfo) => this.#guard(() => this.#onDatagram(bytes, rinfo)));
       udp.on('error', () => this.#dropped.internal++);
     }
-    if (server) {
-      server.on('connection', (socket) => this.#guard(() => this.#onAccept(socket)));
+    if (servers.tcp) {
+      servers.tcp.on('connection', (socket) => this.#guard(() => this.#onAccept(socket, 'tcp')));
+      servers.tcp.on('error', () => this.#dropped.internal++);
+    }
+    if (servers.tls) {
+      const server = servers.tls;
+      // handshakes under way count too: beyond the limit the server refuses the TCP connection
+      server.maxConnections = this.#maxTcpConnections;
+      server.on('drop', () => this.#dropped.connectionLimit++);
+      server.on('connection', (raw: net.Socket) =>
+        this.#guard(() => {
+          this.#tlsAccepted.add(raw);
+          raw.once('close', () => this.#tlsAccepted.delete(raw));
+        }),
+      );
+      server.on('secureConnection', (socket: tls.TLSSocket) => this.#guard(() => this.#onAccept(socket, 'tls')));
+      // not TLS (a plain SIP client on the TLS port), a refused version, a handshake timeout:
+      // Node has destroyed the socket; nothing was delivered, nothing is answered
+      server.on('tlsClientError', () => {
+        if (!this.#closed) this.#dropped.tlsHandshake++;
+      });
       server.on('error', () => this.#dropped.internal++);
     }
   }
 
   reliable(transport: SipTransportName): boolean {
-    return transport === 'tcp';
+    return transport !== 'udp';
   }
 
   stats(): UdpTcpTransportStats {
@@ -572,7 +690,7 @@ export class UdpTcpTransport implements SipTransport {
     };
   }
 
-  /** Ids of the TCP connections open now (for tests and the agent desktop's health view). */
+  /** Ids of the TCP and TLS connections open now (for tests and the agent desktop's health view). */
   connectionIds(): string[] {
     return [...this.#connections.keys()];
   }
@@ -591,7 +709,7 @@ export class UdpTcpTransport implements SipTransport {
         return;
       }
       if (to.transport === 'udp') this.#sendUdp(bytes, to);
-      else this.#sendTcp(bytes, to);
+      else this.#sendStream(bytes, to, to.transport);
     } catch {
       this.#dropped.internal++;
     }
@@ -606,7 +724,10 @@ export class UdpTcpTransport implements SipTransport {
       c.socket.destroy();
       waits.push(c.closed);
     }
-    if (this.#server) waits.push(closeServer(this.#server));
+    // TLS handshakes still under way are not connections yet; the listener waits for them
+    for (const raw of this.#tlsAccepted) raw.destroy();
+    this.#tlsAccepted.clear();
+    for (const server of [this.#servers.tcp, this.#servers.tls]) if (server) waits.push(closeServer(server));
     // a datagram sent just before close() (a final response) still goes out
     const udp = this.#udp;
     if (udp) waits.push(this.#udpSendsDone().then(() => closeUdp(udp)));
@@ -680,9 +801,10 @@ export class UdpTcpTransport implements SipTransport {
     }
   }
 
-  // -- TCP connections -----------------------------------------------------------------------
+  // -- TCP and TLS connections ---------------------------------------------------------------
 
-  #onAccept(socket: net.Socket): void {
+  /** A connection accepted: by the TCP listener, or by the TLS listener once its handshake is done. */
+  #onAccept(socket: net.Socket, transport: StreamTransportName): void {
     if (this.#closed || this.#connections.size >= this.#maxTcpConnections) {
       if (!this.#closed) this.#dropped.connectionLimit++;
       socket.on('error', () => undefined);
@@ -691,16 +813,17 @@ export class UdpTcpTransport implements SipTransport {
     }
     const host = normalizeHost(socket.remoteAddress ?? '');
     const port = socket.remotePort ?? 0;
-    this.#adopt(socket, host, port, 'open');
+    this.#adopt(socket, transport, host, port, 'open');
   }
 
-  #adopt(socket: net.Socket, host: string, port: number, state: Connection['state']): Connection {
-    const id = `tcp-${this.#nextConnectionId++}`;
+  #adopt(socket: net.Socket, transport: StreamTransportName, host: string, port: number, state: Connection['state']): Connection {
+    const id = `${transport}-${this.#nextConnectionId++}`;
     const c: Connection = {
       id,
+      transport,
       socket,
-      remote: { transport: 'tcp', host, port, connection: id },
-      key: remoteKey(host, port),
+      remote: { transport, host, port, connection: id },
+      key: remoteKey(transport, host, port),
       framer: new SipStreamFramer(this.#maxMessageBytes),
       state,
       queue: [],
@@ -765,10 +888,10 @@ export class UdpTcpTransport implements SipTransport {
         this.#pings++;
         this.#write(c, new Uint8Array([CR, LF]));
       } else if (out.kind === 'message') {
-        this.#received.tcp++;
-        this.#deliver(out.bytes, c.remote, 'tcp');
+        this.#received[c.transport]++;
+        this.#deliver(out.bytes, c.remote, c.transport);
       } else {
-        this.#received.tcp++;
+        this.#received[c.transport]++;
         this.#dropped.tcpFraming++;
         // tell the listener first, so a 400 it sends is written before the connection ends
         this.#reportMalformed(out.reason, c.remote, out.bytes);
@@ -822,16 +945,16 @@ export class UdpTcpTransport implements SipTransport {
     return new Promise((resolve) => this.#udpDrained.push(resolve));
   }
 
-  #sendTcp(bytes: Uint8Array, to: SipAddress): void {
-    if (!this.#server) {
+  #sendStream(bytes: Uint8Array, to: SipAddress, transport: StreamTransportName): void {
+    if (!this.#servers[transport]) {
       this.#dropped.sendUnavailable++;
       return;
     }
     // §18.2.2: a response goes back on the connection the request came on; if that is gone,
     // open a new one to the address (the layer above passes received/rport in `to`).
-    const usable = (c: Connection | undefined): Connection | undefined => (c && c.state !== 'closing' ? c : undefined);
+    const usable = (c: Connection | undefined): Connection | undefined => (c && c.state !== 'closing' && c.transport === transport ? c : undefined);
     const named = to.connection === undefined ? undefined : this.#connections.get(to.connection);
-    const c = usable(named) ?? usable(this.#byRemote.get(remoteKey(to.host, to.port))) ?? this.#connect(to);
+    const c = usable(named) ?? usable(this.#byRemote.get(remoteKey(transport, to.host, to.port))) ?? this.#connect(to, transport);
     if (!c) return;
     if (c.state === 'connecting') {
       if (c.queuedBytes + bytes.length > MAX_QUEUED_BYTES_PER_CONNECTION) {
@@ -858,10 +981,15 @@ export class UdpTcpTransport implements SipTransport {
     c.socket.write(bytes, (error) => {
       if (error) this.#dropped.sendSocket++;
     });
-    this.#sent.tcp++;
+    this.#sent[c.transport]++;
   }
 
-  #connect(to: SipAddress): Connection | undefined {
+  /**
+   * Opens a connection and queues on it until it is ready: connected (TCP), or connected and
+   * the handshake done with the peer's certificate verified (TLS, RFC 5922 §7.2: against the
+   * name the URI gave, `to.servername`, else the address).
+   */
+  #connect(to: SipAddress, transport: StreamTransportName): Connection | undefined {
     if (this.#connections.size >= this.#maxTcpConnections) {
       this.#dropped.connectionLimit++;
       return undefined;
@@ -871,13 +999,26 @@ export class UdpTcpTransport implements SipTransport {
       this.#dropped.sendSocket++;
       return undefined;
     }
-    const socket = net.connect({ host, port: to.port, noDelay: true });
-    const c = this.#adopt(socket, host, to.port, 'connecting');
+    let socket: net.Socket;
+    let ready: 'connect' | 'secureConnect' = 'connect';
+    if (transport === 'tls') {
+      const client = this.#tlsClient;
+      if (!client) {
+        this.#dropped.sendUnavailable++;
+        return undefined;
+      }
+      const servername = to.servername ?? (net.isIP(host) ? undefined : host);
+      socket = tls.connect({ host, port: to.port, secureContext: client.context, rejectUnauthorized: client.verify, ...(servername !== undefined ? { servername } : {}) });
+      ready = 'secureConnect';
+    } else socket = net.connect({ host, port: to.port, noDelay: true });
+    const c = this.#adopt(socket, transport, host, to.port, 'connecting');
     c.connectTimer = this.#clock.setTimeout(() => {
       c.connectTimer = undefined;
       if (c.state === 'connecting') socket.destroy();
     }, this.#connectTimeoutMs);
-    socket.once('connect', () =>
+    let connected = false;
+    socket.once('connect', () => (connected = true));
+    socket.once(ready, () =>
       this.#guard(() => {
         if (c.connectTimer !== undefined) this.#clock.clearTimeout(c.connectTimer);
         c.connectTimer = undefined;
@@ -890,6 +1031,8 @@ export class UdpTcpTransport implements SipTransport {
       }),
     );
     socket.on('close', () => {
+      // connected over TCP but never secure: the handshake failed (a certificate not trusted)
+      if (transport === 'tls' && connected && c.state === 'connecting' && !this.#closed) this.#dropped.tlsHandshake++;
       // never connected (refused, timed out, closed meanwhile): what was queued is lost
       if (c.queue.length > 0) this.#dropped.sendSocket += c.queue.length;
       c.queue = [];

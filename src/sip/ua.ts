@@ -32,7 +32,7 @@ import {
   textBody,
 } from './message.ts';
 import { type ClientTransactionUser, DEFAULT_TIMERS, type ServerTransaction, type SipTimers, TransactionLayer, makeResponse, newBranch, randomToken, responseAddress } from './transactions.ts';
-import type { SipAddress, SipTransport, SipTransportName } from './transport.ts';
+import { defaultPort, type SipAddress, type SipTransport, type SipTransportName } from './transport.ts';
 
 export const ALLOW = 'INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, UPDATE';
 /** How long close() waits for the answers to its BYEs. */
@@ -458,6 +458,20 @@ function routeUri(route: string): string {
   return parseNameAddr(route).uri;
 }
 
+/** The transport a URI asks for, if it asks: `sips:` means TLS (§26.2.2), else its `transport` parameter. */
+function uriTransport(scheme: string, param: string | undefined): SipTransportName | undefined {
+  if (scheme === 'sips') return 'tls';
+  const t = param?.toLowerCase();
+  return t === 'udp' || t === 'tcp' || t === 'tls' ? t : undefined;
+}
+
+/** The transport a request came over, as its sender wrote it in the top Via (§18.2.1). */
+function arrivedOver(request: SipRequest): SipTransportName {
+  const top = request.headers.getAll('Via')[0];
+  const t = top === undefined ? 'udp' : parseVia(top).transport.toLowerCase();
+  return t === 'tcp' || t === 'tls' ? t : 'udp';
+}
+
 export function dialogId(callId: string, localTag: string, remoteTag: string): string {
   return `${callId}|${localTag}|${remoteTag}`;
 }
@@ -536,19 +550,26 @@ export class SipUserAgent extends TypedEmitter<{ invite: [IncomingInvite, Invite
     return { host: host === '0.0.0.0' ? '127.0.0.1' : host, port: this.#options.advertise?.port ?? local?.port ?? 5060 };
   }
 
+  /** Our Via for a request sent over `transport`: `SIP/2.0/UDP`, `/TCP` or `/TLS` (§18.1.1, §26.2.1). */
   via(transport: SipTransportName): string {
     const { host, port } = this.#advertised(transport);
     return `SIP/2.0/${transport.toUpperCase()} ${host}:${port};branch=${newBranch()};rport`;
   }
 
+  /**
+   * Our Contact for a dialog on `transport`: that transport's port, and `;transport=tcp` or
+   * `;transport=tls` so the peer's requests in the dialog come back the same way. A `sip:` URI
+   * with `transport=tls` rather than `sips:`: RFC 5630 §3.1.2 — TLS on this hop, no claim about
+   * the hops beyond.
+   */
   contact(transport: SipTransportName, user = 'hushpay'): string {
     const { host, port } = this.#advertised(transport);
-    return `<sip:${user}@${host}:${port}${transport === 'tcp' ? ';transport=tcp' : ''}>`;
+    return `<sip:${user}@${host}:${port}${transport === 'udp' ? '' : `;transport=${transport}`}>`;
   }
 
   buildResponse(request: SipRequest, status: number, toTag: string | undefined, options: ResponseOptions = {}): SipResponse {
     const headers: [string, string][] = [['Server', this.userAgent]];
-    if (status >= 200 && status < 300 && request.method === 'INVITE') headers.push(['Contact', this.contact('udp')], ['Allow', ALLOW]);
+    if (status >= 200 && status < 300 && request.method === 'INVITE') headers.push(['Contact', this.contact(arrivedOver(request))], ['Allow', ALLOW]);
     for (const h of options.headers ?? []) headers.push([h[0], h[1]]);
     if (options.body !== undefined) headers.push(['Content-Type', options.contentType ?? 'application/sdp']);
     return makeResponse(request, status, {
@@ -586,15 +607,21 @@ export class SipUserAgent extends TypedEmitter<{ invite: [IncomingInvite, Invite
     });
   }
 
-  /** Where a URI's requests go: its host, port and transport (or the dialog's own transport). */
+  /**
+   * Where a URI's requests go: its host, port and transport — the `transport` parameter, TLS for
+   * a `sips:` URI (§26.2.2), else the dialog's own transport, else UDP. The default port is 5061
+   * for TLS, 5060 otherwise (§19.1.2). A host name is resolved here (A/AAAA only, no SRV/NAPTR);
+   * over TLS the name stays in `servername`, for SNI and the certificate check (RFC 5922 §7.2).
+   */
   async targetOf(uri: string, fallback?: SipAddress): Promise<SipAddress> {
     const parsed = parseUri(uri);
-    const transport: SipTransportName = parsed.params.get('transport')?.toLowerCase() === 'tcp' ? 'tcp' : fallback?.transport ?? 'udp';
-    let host = parsed.host.replace(/^\[|\]$/g, '');
+    const transport = uriTransport(parsed.scheme, parsed.params.get('transport')) ?? fallback?.transport ?? 'udp';
+    const name = parsed.host.replace(/^\[|\]$/g, '');
+    let host = name;
     if (!/^[\d.]+$/.test(host) && !host.includes(':') && this.#options.resolve) host = await this.#options.resolve(host);
-    const port = parsed.port ?? 5060;
+    const port = parsed.port ?? defaultPort(transport);
     if (fallback && fallback.transport === transport && fallback.connection && fallback.host === host && fallback.port === port) return fallback;
-    return { transport, host, port };
+    return transport === 'tls' && host !== name ? { transport, host, port, servername: name } : { transport, host, port };
   }
 
   /** Answers an INVITE with 200 and SDP; resolves with the dialog once the ACK arrives. */

@@ -22,7 +22,7 @@ function pair() {
     new SipUserAgent({
       clock,
       transport: {
-        local: { udp: { host: addresses[self].host, port: addresses[self].port }, tcp: undefined },
+        local: { udp: { host: addresses[self].host, port: addresses[self].port }, tcp: undefined, tls: undefined },
         reliable: () => false,
         send: (message) => {
           const bytes = serializeSipMessage(message);
@@ -155,6 +155,54 @@ describe('SIP user agent', () => {
     const error = await a.createUAC(bUri, { localSdp: 'v=0' }).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(SipRequestFailedError);
     expect(error).toMatchObject({ status: 486, code: 'HP_ERR_SIP_REQUEST_FAILED' });
+  });
+});
+
+describe('SIP user agent: addresses per transport (RFC 3261 §18, §19.1.2, §26.2)', () => {
+  const ua = (resolve?: (host: string) => Promise<string>): SipUserAgent =>
+    new SipUserAgent({
+      clock: new FakeClock(),
+      transport: {
+        local: { udp: { host: '192.0.2.10', port: 5060 }, tcp: { host: '192.0.2.10', port: 5060 }, tls: { host: '192.0.2.10', port: 5061 } },
+        reliable: (t) => t !== 'udp',
+        send: () => {},
+      },
+      ...(resolve ? { resolve } : {}),
+    });
+
+  it('writes SIP/2.0/TLS in Via and ;transport=tls in Contact, with the TLS port', () => {
+    const u = ua();
+    expect(u.via('tls')).toMatch(/^SIP\/2\.0\/TLS 192\.0\.2\.10:5061;branch=z9hG4bK\S+;rport$/);
+    expect(u.contact('tls')).toBe('<sip:hushpay@192.0.2.10:5061;transport=tls>');
+    expect(u.contact('tcp')).toBe('<sip:hushpay@192.0.2.10:5060;transport=tcp>');
+    expect(u.contact('udp')).toBe('<sip:hushpay@192.0.2.10:5060>');
+  });
+
+  it.each([
+    ['sip:pbx@10.0.0.5;transport=tls', undefined, { transport: 'tls', host: '10.0.0.5', port: 5061 }],
+    ['sip:pbx@10.0.0.5:5071;transport=TLS', undefined, { transport: 'tls', host: '10.0.0.5', port: 5071 }],
+    ['sips:pbx@10.0.0.5', undefined, { transport: 'tls', host: '10.0.0.5', port: 5061 }],
+    ['sip:pbx@10.0.0.5;transport=tcp', undefined, { transport: 'tcp', host: '10.0.0.5', port: 5060 }],
+    ['sip:pbx@10.0.0.5', undefined, { transport: 'udp', host: '10.0.0.5', port: 5060 }],
+    // no transport parameter: the dialog's own transport (and its default port)
+    ['sip:caller@10.0.0.6', { transport: 'tls', host: '10.0.0.9', port: 40000, connection: 'tls-1' }, { transport: 'tls', host: '10.0.0.6', port: 5061 }],
+    // the same address as the dialog's connection: that connection
+    ['sip:caller@10.0.0.9:40000;transport=tls', { transport: 'tls', host: '10.0.0.9', port: 40000, connection: 'tls-1' }, { transport: 'tls', host: '10.0.0.9', port: 40000, connection: 'tls-1' }],
+  ] as const)('sends to %s (dialog on %j) at %j', async (uri, fallback, expected) => {
+    expect(await ua().targetOf(uri, fallback)).toEqual(expected);
+  });
+
+  it('keeps the host name of a TLS URI as servername, for SNI and the certificate check (RFC 5922 §7.2)', async () => {
+    const u = ua(async () => '10.0.0.7');
+    expect(await u.targetOf('sip:pbx@pbx.example.com;transport=tls')).toEqual({ transport: 'tls', host: '10.0.0.7', port: 5061, servername: 'pbx.example.com' });
+    expect(await u.targetOf('sip:pbx@pbx.example.com;transport=tcp')).toEqual({ transport: 'tcp', host: '10.0.0.7', port: 5060 });
+  });
+
+  it('answers an INVITE that came over TLS with a Contact on the TLS port', () => {
+    const invite = outOfDialog('INVITE');
+    invite.headers.set('Via', 'SIP/2.0/TLS 127.0.0.1:5099;branch=z9hG4bKtls1;rport');
+    expect(ua().buildResponse(invite, 200, 'x').headers.get('Contact')).toBe('<sip:hushpay@192.0.2.10:5061;transport=tls>');
+    expect(ua().buildResponse(outOfDialog('INVITE'), 200, 'x').headers.get('Contact')).toBe('<sip:hushpay@192.0.2.10:5060>');
   });
 });
 
