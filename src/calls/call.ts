@@ -25,6 +25,7 @@ import { type PaymentEvent, PaymentSession } from '../payments/session.ts';
 import { paymentSettings, type TenantPaymentsRegistry } from '../payments/tenant.ts';
 import type { RtpEndpoint, RtpPortRange } from '../media/relay.ts';
 import { randomToken } from '../sip/transactions.ts';
+import { parseUri } from '../sip/message.ts';
 import type { PortDialog, PortInfo, PortInvite, PortModify, PortResponder, SignalingPort } from '../sip/port.ts';
 import { type DtmfDigit, isDtmfDigit } from '../media/dtmf/frequencies.ts';
 import { type Direction, type ParsedSdp, type SdpCodec, g711Codecs, parseSdp, telephoneEvent, writeSdp } from './sdp.ts';
@@ -68,6 +69,8 @@ export class Call extends TypedEmitter<CallEvents> {
   readonly id = newCallId();
   readonly tenant: TenantConfig;
   readonly startedAt: number;
+  /** Calendar time the call began (ms since the epoch). */
+  readonly startedAtWallMs: number;
   readonly #deps: CallDeps;
   readonly #invite: PortInvite;
   readonly #res: PortResponder;
@@ -102,6 +105,7 @@ export class Call extends TypedEmitter<CallEvents> {
     this.#invite = invite;
     this.#res = res;
     this.startedAt = deps.clock.now();
+    this.startedAtWallMs = deps.clock.wallMs();
     this.digits = new DigitStream((d) => {
       this.emit('digit', d);
       this.#payments?.key(d.digit);
@@ -115,6 +119,20 @@ export class Call extends TypedEmitter<CallEvents> {
 
   get sipCallId(): string {
     return this.#invite.callId;
+  }
+
+  /** The caller's number (the From user part), if it has one. */
+  get callerNumber(): string | undefined {
+    return parseFromUser(this.#invite.headers.get('From'));
+  }
+
+  /** The number called (the Request-URI user part), if it has one. */
+  get calledNumber(): string | undefined {
+    try {
+      return parseUri(this.#invite.uri).user;
+    } catch {
+      return undefined;
+    }
   }
 
   /** Counts for metrics and tests (never digit values). */

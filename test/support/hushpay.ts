@@ -50,7 +50,7 @@ export interface TestHushpay extends Hushpay {
 }
 
 /** Starts hushpay in-process on an ephemeral SIP port, routing every call to `pbx`. */
-export async function startTestHushpay(options: { pbx: string; raw?: Record<string, unknown> }): Promise<TestHushpay> {
+export async function startTestHushpay(options: { pbx: string; raw?: Record<string, unknown>; env?: NodeJS.ProcessEnv; fetch?: typeof fetch }): Promise<TestHushpay> {
   const sipPort = await freePort();
   const dataDir = mkdtempSync(join(tmpdir(), 'hushpay-'));
   const extra = options.raw ?? {};
@@ -58,6 +58,7 @@ export async function startTestHushpay(options: { pbx: string; raw?: Record<stri
     ...extra,
     sip: { host: '127.0.0.1', port: sipPort, timers: { T1: 100, T2: 800, T4: 1000 }, ...(extra['sip'] as object | undefined) },
     media: { host: '127.0.0.1', ...rtpRange(), noRtpTimeoutMs: 10_000, ...(extra['media'] as object | undefined) },
+    http: { host: '127.0.0.1', port: 0, ...(extra['http'] as object | undefined) },
     dataDir,
   };
   const config = validateConfig(raw as never, { pbx: options.pbx });
@@ -68,7 +69,7 @@ export async function startTestHushpay(options: { pbx: string; raw?: Record<stri
       done();
     },
   });
-  const hushpay = await startHushpay(config, { logger: createLogger({ level: 'debug', destination: sink }) });
+  const hushpay = await startHushpay(config, { logger: createLogger({ level: 'debug', destination: sink }), ...(options.env ? { env: options.env } : {}), ...(options.fetch ? { fetch: options.fetch } : {}) });
   return Object.assign(hushpay, { sipPort, dataDir, logLines });
 }
 
