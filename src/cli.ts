@@ -230,19 +230,33 @@ const start: Command = {
     });
     const hushpay = await startHushpay(config);
     const tenants = config.tenants.map((t) => `${t.id} → ${t.pbx}`).join(', ');
-    io.stdout(
-      [
-        'hushpay is running',
-        `  SIP       ${hushpay.port.listening.join(', ')}`,
-        `  media     ${config.media.host}, RTP ports ${config.media.portMin}-${config.media.portMax}, mask delay ${config.media.maskDelayMs} ms`,
-        `  tenants   ${tenants}`,
-        `  web       ${hushpay.httpUrl} (agent page), ${hushpay.httpUrl}/docs (API)`,
-        `  data      ${config.dataDir}`,
-        `Place a test call: npx sip-sim caller --to sip:100@${config.sip.host}:${config.sip.port} --digits 4111111111111111 --dtmf inband`,
-        'Ctrl-C stops.',
+    const lines = [
+      'hushpay is running',
+      `  SIP       ${hushpay.port.listening.join(', ')}`,
+      `  media     ${config.media.host}, RTP ports ${config.media.portMin}-${config.media.portMax}, mask delay ${config.media.maskDelayMs} ms`,
+      `  tenants   ${tenants}`,
+      `  web       ${hushpay.httpUrl} (agent page), ${hushpay.httpUrl}/docs (API)`,
+      `  data      ${config.dataDir}`,
+    ];
+    // the embedded defaults are the demo: its tenant, an agent to log in as, and a call to place
+    const { DEMO_TENANT_ID } = await import('./config.ts');
+    const demoTenant = str('config') === undefined ? config.tenants.find((t) => t.id === DEMO_TENANT_ID) : undefined;
+    if (demoTenant) {
+      const { resetDemoAgent } = await import('./tools/store.ts');
+      const { username, password } = await resetDemoAgent(hushpay.store);
+      const sip = `${config.sip.host}:${hushpay.port.listening[0]?.split(':').at(-1) ?? config.sip.port}`;
+      lines.push(
         '',
-      ].join('\n'),
-    );
+        `Demo tenant "${demoTenant.id}": every call goes to ${demoTenant.pbx}, payments to the sandbox gateway.`,
+        `Demo agent: log in at ${hushpay.httpUrl} as ${username} / ${password}  (a new password at each start)`,
+        'Place a test call, in two more terminals:',
+        `  npx sip-sim agent --listen ${demoTenant.pbx.replace(/^sip:[^@]*@/, '')}      (the agent's phone; it prints X-Hushpay-Call-Id)`,
+        `  npx sip-sim caller --to sip:0120000000@${sip} --digits 41111111111111111230123 --dtmf inband --after-ms 20000 --hangup-after-ms 60000`,
+        '(card 4111 1111 1111 1111, expiry 12/30, code 123): on the agent page take the call by its X-Hushpay-Call-Id and start a payment before the caller keys.',
+        'Or let `npm run demo` do all of that by itself.',
+      );
+    }
+    io.stdout([...lines, 'Ctrl-C stops.', ''].join('\n'));
     await new Promise<void>((resolve) => {
       const stop = (): void => {
         process.off('SIGINT', stop);
@@ -466,6 +480,42 @@ const apikeys: Command = {
 };
 
 // ---------------------------------------------------------------------------------------------
+// demo
+// ---------------------------------------------------------------------------------------------
+
+const DEMO_USAGE = `Usage: hushpay demo [--dtmf inband|rfc4733|info] [--keep]
+
+Places a whole payment call on this machine, by itself, and tells what happened: hushpay on
+free loopback ports with the sandbox gateway, a simulated agent phone, the agent's desktop
+event stream, and a simulated caller who talks, then keys a test card (fixing a typo with *),
+its expiry and security code once the agent starts a payment. Ends with the result and the
+digits hushpay's own detector finds in what the agent heard and in the recording: none.
+
+  --dtmf METHOD  how the caller keys: inband (tones in the audio, default), rfc4733, info
+  --keep         keep the demo's data directory (database, recording) and print where it is
+
+Takes about 30 seconds. Exit status: 0 approved with nothing heard, 1 otherwise.
+`;
+
+const demo: Command = {
+  summary: 'place a whole payment call by itself and tell what happened',
+  usage: DEMO_USAGE,
+  async run(args, io) {
+    const { values, positionals } = parseCommandArgs(args, { dtmf: { type: 'string' }, keep: { type: 'boolean' } });
+    if (values['help'] === true) return help(this, io);
+    checkPositionals(positionals, []);
+    const dtmf = stringOption(values, 'dtmf') ?? 'inband';
+    if (dtmf !== 'inband' && dtmf !== 'rfc4733' && dtmf !== 'info') throw new UsageError('--dtmf must be inband, rfc4733 or info');
+    const { runDemo } = await import('./tools/demo.ts');
+    io.stdout('hushpay demo: a caller pays ¥1,200 by card during a call with an agent\n\n');
+    const report = await runDemo({ say: (line) => io.stdout(`${line}\n`), dtmf, keep: values['keep'] === true });
+    const ok = report.result?.['status'] === 'approved' && report.agentHeardDigits === 0 && report.recordingDigits === 0;
+    io.stdout(ok ? '\nThe card was charged, and no person or recording heard a digit of it.\n' : '\nThe demo did not go as it should: see above.\n');
+    return ok ? EXIT_OK : EXIT_FAILURE;
+  },
+};
+
+// ---------------------------------------------------------------------------------------------
 // The command table
 // ---------------------------------------------------------------------------------------------
 
@@ -477,6 +527,7 @@ export const COMMANDS: ReadonlyMap<string, Command> = new Map([
   ['audit', audit],
   ['users', users],
   ['apikeys', apikeys],
+  ['demo', demo],
 ]);
 
 function topUsage(): string {

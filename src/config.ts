@@ -148,6 +148,10 @@ export interface StartOptions {
   readonly data?: string;
 }
 
+/** The tenant of the embedded defaults (a config with no tenants), and where its calls go. */
+export const DEMO_TENANT_ID = 'demo';
+export const DEMO_PBX = 'sip:agents@127.0.0.1:5070';
+
 export const DEFAULTS = {
   sip: { engine: 'embedded', host: '127.0.0.1', port: 5060, udp: true, tcp: true, timers: { T1: 500, T2: 4000, T4: 5000 }, tlsPort: 5061 },
   media: { host: '127.0.0.1', portMin: 20000, portMax: 29999, noRtpTimeoutMs: 60_000, maskDelayMs: 20 },
@@ -418,14 +422,14 @@ export function validateConfig(raw: Json, options: StartOptions = {}): HushpayCo
     ids.add(t.id);
   }
   if (tenants.length === 0) {
-    // embedded default: one tenant, every call routed to --pbx
-    if (options.pbx === undefined) throw new ConfigError('--pbx', 'is needed when the config names no tenants (where should calls go?)');
+    // embedded default: the demo tenant, every call routed to --pbx (default: a sip-sim agent
+    // on 127.0.0.1:5070, as the README's quick start runs one)
     tenants.push({
-      id: 'default',
-      name: 'default',
+      id: DEMO_TENANT_ID,
+      name: 'Demo tenant',
       numbers: ['*'],
       sources: [],
-      pbx: sipUri(options.pbx, '--pbx'),
+      pbx: sipUri(options.pbx ?? DEMO_PBX, '--pbx'),
       pbxCredentials: undefined,
       recording: DEFAULTS.tenant.recording,
       masking: { ...DEFAULTS.tenant.masking },

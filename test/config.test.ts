@@ -13,12 +13,19 @@ describe('config', () => {
   it('runs on embedded defaults with only --pbx', () => {
     const config = validateConfig({}, { pbx: 'sip:agents@127.0.0.1:5070' });
     expect(config.sip).toMatchObject({ engine: 'embedded', host: '127.0.0.1', port: 5060, udp: true, tcp: true });
-    expect(config.tenants).toEqual([expect.objectContaining({ id: 'default', pbx: 'sip:agents@127.0.0.1:5070', recording: true, maskPolicy: 'always', masking: { agent: 'flat', recording: 'silence' } })]);
+    expect(config.tenants).toEqual([expect.objectContaining({ id: 'demo', pbx: 'sip:agents@127.0.0.1:5070', recording: true, maskPolicy: 'always', masking: { agent: 'flat', recording: 'silence' } })]);
     expect(config.media.maskDelayMs).toBe(20);
   });
 
+  it('runs on embedded defaults with nothing at all: the demo tenant, its calls to a sip-sim agent on 5070, the page on 8080', () => {
+    const config = validateConfig({}, {});
+    expect(config.tenants.map((t) => [t.id, t.pbx, t.numbers])).toEqual([['demo', 'sip:agents@127.0.0.1:5070', ['*']]]);
+    expect(config.http).toMatchObject({ host: '127.0.0.1', port: 8080 });
+    expect(config.tenants[0]!.payments.gateway).toEqual({ type: 'sandbox', url: undefined });
+  });
+
   it.each([
-    [{}, {}, '--pbx'],
+    [{}, { pbx: 'agents at the PBX' }, '--pbx'],
     [{ sip: { port: 70000 } }, { pbx: 'sip:a@b' }, 'sip.port'],
     [{ sip: { engine: 'asterisk' } }, { pbx: 'sip:a@b' }, 'sip.engine'],
     [{ sip: { engine: 'drachtio' } }, { pbx: 'sip:a@b' }, 'sip.drachtio.host'],

@@ -149,7 +149,10 @@ export class SandboxBank {
         if (operation !== 'verify') {
           this.#transactions.set(ref, { orderId, amount, currency: request.currency!, state: operation === 'sale' ? 'captured' : 'authorized', captured: operation === 'sale' ? amount : 0, refunded: 0, brand: card.brand, last4: card.last4 });
         }
-        return this.#approved(operation, orderId, { transactionRef: ref, brand: card.brand, last4: card.last4, ...(operation === 'verify' ? {} : { amount, currency: request.currency! }) });
+        // like a real gateway's payment method id (Stripe pm_…, GMO's card token): the card as a
+        // reference for this one transaction, never the card itself
+        const token = `sbx_tok_${randomBytes(12).toString('hex')}`;
+        return this.#approved(operation, orderId, { transactionRef: ref, token, brand: card.brand, last4: card.last4, ...(operation === 'verify' ? {} : { amount, currency: request.currency! }) });
       }
       case 'storeCard': {
         const card = request.card!;

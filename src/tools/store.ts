@@ -10,10 +10,11 @@
  * creation), as actor `system` from origin `cli`; a refusal is audited too, as a failure.
  */
 
+import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Clock } from '../clock.ts';
-import { DEFAULTS } from '../config.ts';
+import { DEFAULTS, DEMO_TENANT_ID } from '../config.ts';
 import { ConfigError, HushpayError, UsageError } from '../errors.ts';
 import { type ApiKey, type AuditVerification, ROLES, type Role, Store, StoreInputError, type User, generateTotpSecret, otpauthUri } from '../store/index.ts';
 import { passwordPolicyProblem } from '../store/password.ts';
@@ -123,4 +124,20 @@ export function addApiKey(path: string, clock: Clock, input: { readonly tenantId
   } finally {
     store.close();
   }
+}
+
+export const DEMO_AGENT_USERNAME = 'demo-agent';
+
+/**
+ * The demo agent of the embedded defaults (`hushpay start` with no config): created in the
+ * demo tenant if missing, and given a new random password at every start, printed once — never
+ * a fixed default password (PCI DSS 2.2.2). The change is audited like any other.
+ */
+export async function resetDemoAgent(store: Store): Promise<{ username: string; password: string }> {
+  // 18 random bytes as base64url: 24 characters; a letter and a digit are added for the policy
+  const password = `${randomBytes(18).toString('base64url')}a7`;
+  const existing = store.users.byUsername(DEMO_AGENT_USERNAME);
+  const user = existing ? await store.users.setPassword(existing.id, password) : await store.users.create({ tenantId: DEMO_TENANT_ID, username: DEMO_AGENT_USERNAME, role: 'agent', password });
+  store.audit.append({ actorType: 'system', actorId: null, tenantId: DEMO_TENANT_ID, action: existing ? 'user.password' : 'user.create', resource: `user:${user.id}`, outcome: 'success', origin: CLI_ORIGIN, details: { username: DEMO_AGENT_USERNAME, demo: true } });
+  return { username: DEMO_AGENT_USERNAME, password };
 }

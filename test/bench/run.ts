@@ -261,6 +261,21 @@ async function calls(): Promise<void> {
   for (const r of rates) row(`  … ${r.rate} calls/s`, `${r.calls} completed, ${r.failed} failed; INVITE → 200 OK p50 ${rtt(r.p50ResponseMs)}, p99 ${rtt(r.p99ResponseMs)}`, '', '');
 }
 
+async function desk(): Promise<void> {
+  const module = await import('./desk.ts');
+  for (const dtmf of ['rfc4733', 'inband'] as const) {
+    step(`keypress to capture.progress on the agent's WebSocket: 10 callers keying ${dtmf}`);
+    const r = await module.keypressToProgress(dtmf, 10);
+    const sorted = [...r.latenciesMs].sort((a, b) => a - b);
+    row(
+      `keypress (end of the key as the caller sent it) to capture.progress on a connected WebSocket, ${dtmf}, ${r.calls} concurrent calls: p50 / p99 / max`,
+      `${ms(quantile(sorted, 0.5))} / ${ms(quantile(sorted, 0.99))} / ${ms(sorted.at(-1) ?? Number.NaN)} (${r.matched} of ${r.keys} keys)`,
+      'p99 ≤ 100 ms',
+      '',
+    );
+  }
+}
+
 function print(): void {
   const date = new Date().toISOString().slice(0, 10);
   const cpu = cpus()[0]?.model ?? 'unknown CPU';
@@ -274,4 +289,5 @@ const only = process.argv[2];
 if (!only || only === 'media') await media();
 if (!only || only === 'rtpengine') await rtpengine();
 if (!only || only === 'calls') await calls();
+if (!only || only === 'desk') await desk();
 print();
