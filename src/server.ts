@@ -124,7 +124,7 @@ export async function startHushpay(config: HushpayConfig, deps: StartDeps = {}):
       // per-digit progress is for the desktop; a tenant's webhooks get it only when they ask
       return e !== undefined && (e.events ? e.events.includes(type) : type !== 'capture.progress');
     };
-    const desk = new Desk({ b2bua, store, clock, logger, webhooks: wantsWebhook });
+    const desk = new Desk({ b2bua, store, clock, logger, webhooks: wantsWebhook, signsCallbacks: (tenantId) => endpoints.has(tenantId) });
     undo.push(() => desk.close());
     const dispatcher = new WebhookDispatcher({
       outbox: store.webhooks,
@@ -138,6 +138,7 @@ export async function startHushpay(config: HushpayConfig, deps: StartDeps = {}):
     desk.on('event', (e) => {
       if (wantsWebhook(e.tenantId, e.type)) dispatcher.kick();
     });
+    desk.on('callback', () => dispatcher.kick());
     dispatcher.start();
 
     const app = await buildApp({ desk, auth: store, metrics, clock, logger, ...(https ? { https: { cert: https.cert, key: https.key } } : {}) });

@@ -114,6 +114,7 @@ const paymentSchema = {
     result: { anyOf: [resultSchema, { type: 'null' }] },
     failure: { type: ['string', 'null'] },
     error: { type: ['string', 'null'] },
+    statusCallback: { type: ['string', 'null'] },
     createdAt: { type: 'string' },
     updatedAt: { type: 'string' },
   },
@@ -309,6 +310,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
             tokenType: { type: 'string', enum: ['one-time', 'reusable'] },
             memberId: { type: 'string', minLength: 1, maxLength: 60 },
             orderId: { type: 'string', pattern: '^[A-Za-z0-9_-]{1,27}$' },
+            statusCallback: { type: 'string', maxLength: 2048, pattern: '^https?://[^\\s/?#]+', description: "also POST this payment's events here, signed like the tenant's webhooks (Standard Webhooks)" },
           },
           required: ['idempotencyKey'],
           additionalProperties: false,
@@ -317,7 +319,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       },
     },
     async (req, reply) => {
-      const body = req.body as { idempotencyKey: string; operation: 'sale' | 'authorize' | 'verify' | 'store'; amount?: number; currency?: string; method?: { kind: 'lump' | 'installments' | 'bonus-lump' | 'revolving'; count?: number }; fields?: (typeof CAPTURE_FIELDS)[number][]; tokenType?: string; memberId?: string; orderId?: string };
+      const body = req.body as { idempotencyKey: string; operation: 'sale' | 'authorize' | 'verify' | 'store'; amount?: number; currency?: string; method?: { kind: 'lump' | 'installments' | 'bonus-lump' | 'revolving'; count?: number }; fields?: (typeof CAPTURE_FIELDS)[number][]; tokenType?: string; memberId?: string; orderId?: string; statusCallback?: string };
       const method = body.method ? (body.method.kind === 'installments' ? { kind: 'installments' as const, count: body.method.count ?? 0 } : { kind: body.method.kind }) : undefined;
       if (method?.kind === 'installments' && !(method.count >= 2)) throw new DeskError(422, 'installments_count_required', 'instalments need a count of 2 or more');
       const operation = body.tokenType === 'reusable' && body.operation === 'verify' ? 'store' : body.operation;
@@ -330,6 +332,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
         ...(body.fields ? { fields: body.fields } : {}),
         ...(body.memberId ? { memberId: body.memberId } : {}),
         ...(body.orderId ? { orderId: body.orderId } : {}),
+        ...(body.statusCallback ? { statusCallback: body.statusCallback } : {}),
       });
       return reply.code(created ? 201 : 200).send(record);
     },

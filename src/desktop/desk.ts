@@ -51,6 +51,7 @@ export interface PaymentRecord {
   readonly result: PublicResult | null;
   readonly failure: string | null;
   readonly error: string | null;
+  readonly statusCallback: string | null;
   readonly createdAt: string;
   readonly updatedAt: string;
 }
@@ -58,7 +59,7 @@ export interface PaymentRecord {
 /** What the desk needs of the store (src/store/ provides it). */
 export interface DeskStore {
   readonly payments: {
-    create(p: { id: string; tenantId: string; callId: string; agentUserId: string | null; operation: PaymentOperation; amount?: { value: number; currency: string }; method?: PaymentMethod; orderId: string; idempotencyKey: string; fields: string[] }): PaymentRecord;
+    create(p: { id: string; tenantId: string; callId: string; agentUserId: string | null; operation: PaymentOperation; amount?: { value: number; currency: string }; method?: PaymentMethod; orderId: string; idempotencyKey: string; fields: string[]; statusCallback?: string }): PaymentRecord;
     get(id: string): PaymentRecord | undefined;
     byIdempotencyKey(tenantId: string, key: string): PaymentRecord | undefined;
     update(id: string, changes: { status?: PaymentStatus; brand?: string; last4?: string; progress?: Record<string, unknown>; result?: PublicResult; failure?: string; error?: string }): PaymentRecord | undefined;
@@ -73,7 +74,7 @@ export interface DeskStore {
     append(e: { actorType: 'user' | 'apiKey' | 'system'; actorId: string; tenantId: string | null; action: string; resource: string; outcome: 'success' | 'failure'; origin: string; details?: object }): unknown;
   };
   readonly webhooks: {
-    enqueue(m: { tenantId: string; type: string; payload: object }): { id: string };
+    enqueue(m: { tenantId: string; type: string; payload: object; url?: string }): { id: string };
   };
 }
 
@@ -122,6 +123,8 @@ export interface StartPaymentBody {
   readonly fields?: readonly CaptureField[];
   readonly memberId?: string;
   readonly orderId?: string;
+  /** Also POST this payment's events here (signed with the tenant's webhook secret). */
+  readonly statusCallback?: string;
 }
 
 export interface UpdatePaymentBody {
@@ -141,6 +144,8 @@ export type WebhookFilter = (tenantId: string, type: string) => boolean;
 
 interface DeskEvents extends Record<string, unknown[]> {
   event: [DeskEvent];
+  /** A status callback was queued for this tenant (the dispatcher delivers it now). */
+  callback: [string];
 }
 
 const STATUS_OF: Partial<Record<PaymentEvent['type'], PaymentStatus>> = {
@@ -155,16 +160,23 @@ export class Desk extends TypedEmitter<DeskEvents> {
   readonly #clock: Clock;
   readonly #logger: Logger;
   readonly #webhooks: WebhookFilter;
+  readonly #signsCallbacks: (tenantId: string) => boolean;
   readonly #live = new Map<string, LiveCall>();
   readonly #onCall = (call: Call): void => this.#follow(call);
 
-  constructor(options: { b2bua: B2bua; store: DeskStore; clock: Clock; logger: Logger; webhooks?: WebhookFilter }) {
+  /**
+   * `webhooks`: which events go to a tenant's webhook endpoint. `signsCallbacks`: whether a
+   * tenant has webhook secrets to sign a payment's status callbacks with (without, a payment
+   * asking for one is refused: an unsigned callback could be forged by anyone).
+   */
+  constructor(options: { b2bua: B2bua; store: DeskStore; clock: Clock; logger: Logger; webhooks?: WebhookFilter; signsCallbacks?: (tenantId: string) => boolean }) {
     super();
     this.#b2bua = options.b2bua;
     this.#store = options.store;
     this.#clock = options.clock;
     this.#logger = options.logger;
     this.#webhooks = options.webhooks ?? (() => false);
+    this.#signsCallbacks = options.signsCallbacks ?? (() => false);
     this.#b2bua.on('call', this.#onCall);
     for (const call of this.#b2bua.calls.values()) this.#follow(call);
   }
@@ -256,6 +268,9 @@ export class Desk extends TypedEmitter<DeskEvents> {
     if ((body.operation === 'sale' || body.operation === 'authorize') && (body.amount === undefined || body.currency === undefined)) {
       throw new DeskError(422, 'amount_required', 'a sale or authorization needs amount and currency');
     }
+    if (body.statusCallback !== undefined && !this.#signsCallbacks(tenantId)) {
+      throw new DeskError(422, 'status_callback_unsigned', "a status callback is signed with the tenant's webhook secret: configure the tenant's webhooks first");
+    }
     const id = `pay_${randomBytes(12).toString('hex')}`;
     const request = {
       paymentId: id,
@@ -279,6 +294,7 @@ export class Desk extends TypedEmitter<DeskEvents> {
       orderId: body.orderId ?? id,
       idempotencyKey: body.idempotencyKey,
       fields: [...(body.fields ?? live.call.tenant.payments.fields)],
+      ...(body.statusCallback !== undefined ? { statusCallback: body.statusCallback } : {}),
     });
     live.paymentId = id;
     const started = payments.start(request);
@@ -364,15 +380,20 @@ export class Desk extends TypedEmitter<DeskEvents> {
   #payment(live: LiveCall, e: PaymentEvent): void {
     const paymentId = e.paymentId;
     const { type, callId: _callId, paymentId: _paymentId, ...data } = e;
-    this.#record(paymentId, e);
+    const record = this.#record(paymentId, e);
     if (e.type !== 'payment.refused' && (e.type === 'payment.completed' || e.type === 'payment.failed' || e.type === 'payment.cancelled')) live.paymentId = null;
-    this.#publish(live, paymentId, type, data);
+    const event = this.#publish(live, paymentId, type, data);
+    // the payment's own status callback gets every event of it, progress included
+    if (record?.statusCallback) {
+      this.#store.webhooks.enqueue({ tenantId: event.tenantId, type, payload: { id: event.id, type, at: event.at, callId: event.callId, paymentId, data }, url: record.statusCallback });
+      this.emit('callback', event.tenantId);
+    }
   }
 
-  /** Keeps the payment's record in step with its events. */
-  #record(paymentId: string, e: PaymentEvent): void {
+  /** Keeps the payment's record in step with its events; returns it as it was before. */
+  #record(paymentId: string, e: PaymentEvent): PaymentRecord | undefined {
     const record = this.#store.payments.get(paymentId);
-    if (!record) return;
+    if (!record) return undefined;
     if (e.type === 'capture.progress') {
       const progress = { ...record.progress, [e.field]: { entered: e.entered, expected: e.expected, ...(e.valid !== undefined ? { valid: e.valid } : {}) } };
       this.#store.payments.update(paymentId, { progress, ...(e.brand ? { brand: e.brand } : {}), ...(e.masked && e.field === 'payment-card-number' ? { last4: e.masked.slice(-4) } : {}) });
@@ -385,14 +406,16 @@ export class Desk extends TypedEmitter<DeskEvents> {
       const status = STATUS_OF[e.type];
       if (status) this.#store.payments.update(paymentId, { status });
     }
+    return record;
   }
 
-  #publish(live: LiveCall, paymentId: string | null, type: string, data: object): void {
+  #publish(live: LiveCall, paymentId: string | null, type: string, data: object): DeskEvent {
     const tenantId = live.call.tenant.id;
     const stored = this.#store.events.append({ tenantId, callId: live.call.id, agentUserId: live.agentUserId, paymentId, type, payload: data });
     const event: DeskEvent = { id: stored.id, at: stored.at, type, tenantId, callId: live.call.id, paymentId, agentUserId: live.agentUserId, data };
     if (this.#webhooks(tenantId, type)) this.#store.webhooks.enqueue({ tenantId, type, payload: { id: event.id, type, at: event.at, callId: event.callId, paymentId, data } });
     this.emit('event', event);
+    return event;
   }
 
   #audit(actor: Actor, tenantId: string | null, action: string, resource: string, outcome: 'success' | 'failure', details: object): void {

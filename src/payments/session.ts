@@ -244,11 +244,12 @@ export class PaymentSession extends TypedEmitter<PaymentSessionEvents> {
     this.#closed = true;
     const capture = this.#capture;
     const inflight = this.#inflight;
-    if (capture && !inflight) {
-      const id = capture.getSnapshot().context.paymentId;
-      this.#wipe(capture.getSnapshot().context);
-      this.emit('event', { type: 'payment.cancelled', callId: this.callId, paymentId: id });
-      this.#log({ paymentId: id, status: 'cancelled', reason: 'call-ended' }, 'payment ended');
+    // only a payment still being keyed ends with the call; a finished one keeps its result
+    const active = this.activePaymentId;
+    if (capture) this.#wipe(capture.getSnapshot().context);
+    if (capture && !inflight && active !== undefined) {
+      this.emit('event', { type: 'payment.cancelled', callId: this.callId, paymentId: active });
+      this.#log({ paymentId: active, status: 'cancelled', reason: 'call-ended' }, 'payment ended');
     }
     this.#session.send({ type: 'CALL_ENDED' });
     this.#session.stop();

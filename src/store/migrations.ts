@@ -189,6 +189,16 @@ export const MIGRATIONS: readonly Migration[] = [
       ) STRICT;
     `,
   },
+  {
+    version: 6,
+    name: "status callbacks: a payment's own URL, and outbox messages addressed to one",
+    sql: `
+      -- the statusCallback given when the payment was started (http or https), if any
+      ALTER TABLE payments ADD COLUMN status_callback TEXT;
+      -- a message for one URL (a payment's status callback) rather than the tenant's endpoint
+      ALTER TABLE webhook_outbox ADD COLUMN url TEXT;
+    `,
+  },
 ];
 
 /** The highest version applied to `db` (0 for a new file). */

@@ -16,6 +16,7 @@ import type { DatabaseSync } from 'node:sqlite';
 import type { Clock } from '../clock.ts';
 import type { PaymentMethod } from '../payments/gateway.ts';
 import type { PaymentOperation, PublicResult } from '../payments/session.ts';
+import { checkCallbackUrl } from './webhooks.ts';
 import { StoreConflictError, StoreInputError, StoreNotFoundError } from './errors.ts';
 import { isFieldCount, toJsonObject } from './json.ts';
 import { type Row, SQLITE_CONSTRAINT_PRIMARYKEY, checkLimit, checkOffset, intOrNull, isSqliteError, isoFromMs, normalizeIso, text, textOrNull } from './sql.ts';
@@ -48,6 +49,8 @@ export interface NewPayment {
   readonly fields: readonly string[];
   /** Default `capturing`; `refused` records a payment the call refused to start. */
   readonly status?: PaymentStatus;
+  /** Where this payment's events are also POSTed (http or https). */
+  readonly statusCallback?: string;
 }
 
 /** How far the caller got in one capture field: digit counts, never digits. */
@@ -91,6 +94,7 @@ export interface PaymentRecord {
   readonly result: PublicResult | null;
   readonly failure: string | null;
   readonly error: string | null;
+  readonly statusCallback: string | null;
   readonly createdAt: string;
   readonly updatedAt: string;
 }
@@ -137,6 +141,7 @@ function toPayment(row: Row): PaymentRecord {
     result: result === null ? null : (JSON.parse(result) as PublicResult),
     failure: textOrNull(row, 'failure'),
     error: textOrNull(row, 'error'),
+    statusCallback: textOrNull(row, 'status_callback'),
     createdAt: text(row, 'created_at'),
     updatedAt: text(row, 'updated_at'),
   };
@@ -190,8 +195,8 @@ export class PaymentRepository {
       this.#db
         .prepare(
           `INSERT INTO payments (id, tenant_id, call_id, agent_user_id, operation, amount_value, currency, method_kind, method_count,
-             order_id, idempotency_key, fields, status, created_at, updated_at)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+             order_id, idempotency_key, fields, status, created_at, updated_at, status_callback)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
            ON CONFLICT (tenant_id, idempotency_key) DO NOTHING`,
         )
         .run(
@@ -210,6 +215,7 @@ export class PaymentRepository {
           status,
           now,
           now,
+          input.statusCallback === undefined ? null : checkCallbackUrl(input.statusCallback),
         );
     } catch (err) {
       if (isSqliteError(err, SQLITE_CONSTRAINT_PRIMARYKEY)) throw new StoreConflictError('id', `payment ${input.id} already exists`);

@@ -31,6 +31,8 @@ export interface OutboxMessage {
   readonly body: string;
   readonly attempts: number;
   readonly createdAt: string;
+  /** Where to POST when not the tenant's endpoint (a payment's status callback). */
+  readonly url?: string | null;
 }
 
 export interface AttemptRecord {
@@ -73,6 +75,8 @@ export interface NewWebhookMessage {
   readonly type: string;
   /** The event's data: the `data` of the body. */
   readonly payload: object;
+  /** Send to this URL (a payment's status callback) instead of the tenant's endpoint. */
+  readonly url?: string;
 }
 
 export interface OutboxRecord extends OutboxMessage {
@@ -111,7 +115,7 @@ export interface WebhookCounts {
   readonly failed: number;
 }
 
-const MESSAGE_COLUMNS = 'id, tenant_id, type, body, status, attempts, next_attempt_at_ms, created_at, settled_at';
+const MESSAGE_COLUMNS = 'id, tenant_id, type, body, status, attempts, next_attempt_at_ms, created_at, settled_at, url';
 
 function toRecord(row: Row): OutboxRecord {
   return {
@@ -124,11 +128,24 @@ function toRecord(row: Row): OutboxRecord {
     status: text(row, 'status') as WebhookStatus,
     nextAttemptAtMs: intOrNull(row, 'next_attempt_at_ms'),
     settledAt: textOrNull(row, 'settled_at'),
+    url: textOrNull(row, 'url'),
   };
 }
 
 function toMessage(row: Row): OutboxMessage {
-  return { id: text(row, 'id'), tenantId: text(row, 'tenant_id'), type: text(row, 'type'), body: text(row, 'body'), attempts: int(row, 'attempts'), createdAt: text(row, 'created_at') };
+  return { id: text(row, 'id'), tenantId: text(row, 'tenant_id'), type: text(row, 'type'), body: text(row, 'body'), attempts: int(row, 'attempts'), createdAt: text(row, 'created_at'), url: textOrNull(row, 'url') };
+}
+
+/** An http(s) URL with a host, at most 2,048 characters (what a status callback may be). */
+export function checkCallbackUrl(url: string): string {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw new StoreInputError('url', 'must be an http:// or https:// URL');
+  }
+  if ((parsed.protocol !== 'http:' && parsed.protocol !== 'https:') || parsed.host === '' || url.length > 2048) throw new StoreInputError('url', 'must be an http:// or https:// URL of at most 2048 characters');
+  return url;
 }
 
 function wholeMs(field: string, value: number): number {
@@ -155,8 +172,8 @@ export class WebhookOutboxRepository implements WebhookOutbox {
     const body = JSON.stringify({ type: message.type, timestamp: now, data });
     const id = randomId('msg_');
     this.#db
-      .prepare("INSERT INTO webhook_outbox (id, tenant_id, type, body, status, attempts, next_attempt_at_ms, created_at) VALUES (?, ?, ?, ?, 'pending', 0, ?, ?)")
-      .run(id, message.tenantId, message.type, body, nowMs, now);
+      .prepare("INSERT INTO webhook_outbox (id, tenant_id, type, body, status, attempts, next_attempt_at_ms, created_at, url) VALUES (?, ?, ?, ?, 'pending', 0, ?, ?, ?)")
+      .run(id, message.tenantId, message.type, body, nowMs, now, message.url === undefined ? null : checkCallbackUrl(message.url));
     return { id, body };
   }
 

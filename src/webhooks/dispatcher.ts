@@ -41,6 +41,11 @@ export interface OutboxMessage {
   readonly body: string;
   readonly attempts: number;
   readonly createdAt: string;
+  /**
+   * POST here instead of the tenant's endpoint URL (a payment's status callback); signed with
+   * the tenant's secrets all the same, so a tenant without webhook secrets gets none of these.
+   */
+  readonly url?: string | null;
 }
 
 export interface AttemptRecord {
@@ -251,7 +256,9 @@ export class WebhookDispatcher {
     const atMs = this.#clock.wallMs();
     const startedMono = this.#clock.now();
 
-    const endpoint = this.#endpoint(message.tenantId);
+    // a message addressed to one URL (a payment's status callback) is signed with the tenant's secrets
+    const tenantEndpoint = this.#endpoint(message.tenantId);
+    const endpoint = tenantEndpoint && message.url ? { url: message.url, secrets: tenantEndpoint.secrets } : tenantEndpoint;
     if (!endpoint) {
       return this.#record(message, base, { atMs, statusCode: null, durationMs: 0, error: 'no endpoint', outcome: 'failed', nextAttemptAtMs: null });
     }

@@ -19,8 +19,9 @@ describe('hushpay start', () => {
   it('runs on its embedded defaults, carries a call, and stops cleanly on SIGTERM', async () => {
     const agent = await SimAgent.listen({});
     const sipPort = await freePort();
+    const httpPort = await freePort();
     const data = mkdtempSync(join(tmpdir(), 'hushpay-start-'));
-    const child = spawn(process.execPath, [HUSHPAY, 'start', '--sip', `127.0.0.1:${sipPort}`, '--pbx', agent.uri('agents'), '--data', data], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [HUSHPAY, 'start', '--sip', `127.0.0.1:${sipPort}`, '--http', `127.0.0.1:${httpPort}`, '--pbx', agent.uri('agents'), '--data', data], { stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
     const exited = new Promise<number | null>((resolve) => child.once('close', resolve));
@@ -29,6 +30,12 @@ describe('hushpay start', () => {
       expect(stdout).toContain('hushpay is running');
       expect(stdout).toContain(`udp:127.0.0.1:${sipPort}`);
       expect(stdout).toContain(`tcp:127.0.0.1:${sipPort}`);
+      // the embedded defaults are the demo: the banner's agent login works on the agent page's API
+      const login = new RegExp(`Demo agent: log in at http://127\\.0\\.0\\.1:${httpPort} as (\\S+) / (\\S+)`).exec(stdout);
+      expect(login, stdout).not.toBeNull();
+      const answer = await fetch(`http://127.0.0.1:${httpPort}/v1/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: login![1], password: login![2] }) });
+      expect(answer.status).toBe(200);
+      expect(((await answer.json()) as { user: { tenantId: string } }).user.tenantId).toBe('demo');
       const call = await run(process.execPath, [SIP_SIM, 'caller', '--to', `sip:100@127.0.0.1:${sipPort}`, '--digits', '1234', '--dtmf', 'rfc4733', '--hangup-after-ms', '1500'], { timeoutMs: 20_000 });
       expect(call.code, call.stdout + call.stderr).toBe(0);
       const records = call.stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l) as { event: string; status?: number });
@@ -50,8 +57,8 @@ describe('hushpay start', () => {
     expect(result.code).toBe(1);
     expect(result.stderr).toContain('HP_ERR_CONFIG');
     expect(result.stderr).toContain('tenants[0].masking.agent: must be one of flat, silence, noise');
-    const noPbx = await run(process.execPath, [HUSHPAY, 'start', '--sip', `127.0.0.1:${await freePort()}`], { timeoutMs: 10_000 });
-    expect(noPbx.code).toBe(1);
-    expect(noPbx.stderr).toContain('--pbx: is needed');
+    const badPbx = await run(process.execPath, [HUSHPAY, 'start', '--sip', `127.0.0.1:${await freePort()}`, '--pbx', 'agents at the PBX'], { timeoutMs: 10_000 });
+    expect(badPbx.code).toBe(1);
+    expect(badPbx.stderr).toContain('HP_ERR_CONFIG: --pbx');
   });
 });

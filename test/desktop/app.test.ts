@@ -242,6 +242,9 @@ describe('a payment through the API', () => {
       ['POST', `/v1/calls/${call.id}/payments`, { idempotencyKey: 'a', amount: -5, currency: 'JPY' }, 400, 'invalid_request'],
       ['POST', `/v1/calls/${call.id}/payments`, { idempotencyKey: 'a', amount: 5, currency: 'JPY', cardNumber: CARD }, 400, 'invalid_request'],
       ['POST', `/v1/calls/${call.id}/payments`, { idempotencyKey: 'a', amount: 5, currency: 'JPY', method: { kind: 'installments' } }, 422, 'installments_count_required'],
+      // acme has no webhook secret to sign a status callback with
+      ['POST', `/v1/calls/${call.id}/payments`, { idempotencyKey: 'a', amount: 5, currency: 'JPY', statusCallback: 'https://crm.example/cb' }, 422, 'status_callback_unsigned'],
+      ['POST', `/v1/calls/${call.id}/payments`, { idempotencyKey: 'a', amount: 5, currency: 'JPY', statusCallback: 'file:///etc/passwd' }, 400, 'invalid_request'],
       ['POST', `/v1/calls/${call.id}/payments`, '{"idempotencyKey": ', 400, 'bad_request'],
       ['POST', '/v1/calls/hp_nope/payments', { idempotencyKey: 'a', amount: 5, currency: 'JPY' }, 404, 'call_not_found'],
       ['POST', '/v1/calls/..%2f..%2fetc/payments', { idempotencyKey: 'a', amount: 5, currency: 'JPY' }, 400, 'invalid_request'],

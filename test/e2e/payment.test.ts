@@ -112,7 +112,7 @@ describe('a caller pays during a call, end to end', () => {
               numbers: ['*'],
               pbx: agent.uri('agents'),
               payments: { gateway: { type: 'sandbox', url: sandbox.url }, language: 'en', prompts: 'speech' },
-              webhooks: { url: `${receiver.url}/hooks`, secretEnv: 'SHOP_WEBHOOK_SECRET' },
+              webhooks: { url: `${new URL(receiver.url).origin}/tenant`, secretEnv: 'SHOP_WEBHOOK_SECRET' },
             },
           ],
         },
@@ -131,7 +131,7 @@ describe('a caller pays during a call, end to end', () => {
 
       // the agent takes the call and starts the payment through the API
       expect((await desk.post(`/v1/calls/${call.id}/claim`)).status).toBe(200);
-      const started = await desk.post(`/v1/calls/${call.id}/payments`, { idempotencyKey: `order-${dtmf}`, amount: 4_800, currency: 'JPY' });
+      const started = await desk.post(`/v1/calls/${call.id}/payments`, { idempotencyKey: `order-${dtmf}`, amount: 4_800, currency: 'JPY', statusCallback: `${new URL(receiver.url).origin}/status?order=${dtmf}` });
       expect(started.status).toBe(201);
       const paymentId = started.json.id as string;
       await stream.waitFor((e) => e.type === 'payment.ready' && e.paymentId === paymentId, 25_000);
@@ -175,7 +175,16 @@ describe('a caller pays during a call, end to end', () => {
       // the webhooks arrived, signed; and hushpay's log went to a file like any deployment's
       await hushpay.close();
       const hooks = receiver.received;
-      expect(hooks.map((h) => JSON.parse(h.body).type)).toEqual(expect.arrayContaining(['call.started', 'payment.started', 'payment.completed', 'call.ended']));
+      const tenantHooks = hooks.filter((h) => h.path === '/tenant').map((h) => JSON.parse(h.body).type);
+      expect(tenantHooks).toEqual(expect.arrayContaining(['call.started', 'payment.started', 'payment.completed', 'call.ended']));
+      expect(tenantHooks).not.toContain('capture.progress');
+      // the payment's status callback got every event of the payment, progress included (each
+      // carries its event id: deliveries run side by side, so a receiver orders by it)
+      const callbacks = hooks
+        .filter((h) => h.path === `/status?order=${dtmf}`)
+        .map((h) => JSON.parse(h.body) as { type: string; data: { id: number } })
+        .sort((a, b) => a.data.id - b.data.id);
+      expect(callbacks.map((c) => [c.data.id, c.type])).toEqual(mine.map((e) => [e.id, e.type]));
       for (const h of hooks) expect(() => verify(h.headers, h.body, [SECRET], Date.now())).not.toThrow();
       const logFile = join(hushpay.dataDir, 'hushpay.log');
       writeFileSync(logFile, hushpay.logLines.join('\n'));

@@ -81,6 +81,10 @@ describe('a payment on a call', () => {
     expect(t.types().filter((x) => x !== 'capture.progress')).toEqual(['payment.started', 'payment.ready', 'payment.authorizing', 'payment.completed']);
     expect(t.prompts).toEqual(['enter-card-number', 'enter-expiry', 'enter-security-code', 'processing', 'approved']);
     expect(allWiped()).toBe(true);
+    // the call ending afterwards leaves the approved payment as it is: no cancellation after it
+    const before = t.events.length;
+    await t.session.close();
+    expect(t.events.length).toBe(before);
   });
 
   it('stores a card on file and gets back a reusable token', async () => {

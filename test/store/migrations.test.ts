@@ -16,11 +16,14 @@ function tables(db: DatabaseSync): string[] {
   return db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name").all().map((r) => String(r['name']));
 }
 
+/** How many migrations this hushpay has. */
+const N = MIGRATIONS.length;
+
 describe('migrations', () => {
   it('bring a new file to the latest version, recording each, and do nothing the second time', () => {
     const db = new DatabaseSync(':memory:');
 
-    expect(migrate(db, MIGRATIONS, () => clock.wallMs())).toEqual([1, 2, 3, 4, 5]);
+    expect(migrate(db, MIGRATIONS, () => clock.wallMs())).toEqual(Array.from({ length: N }, (_, i) => i + 1));
     expect(migrate(db, MIGRATIONS, () => clock.wallMs())).toEqual([]);
     expect(schemaVersion(db)).toBe(MIGRATIONS.length);
     expect(tables(db)).toEqual(['api_keys', 'audit_log', 'events', 'payments', 'schema_migrations', 'sessions', 'users', 'webhook_deliveries', 'webhook_outbox']);
@@ -44,27 +47,27 @@ describe('migrations', () => {
     migrate(db, MIGRATIONS.slice(0, 2), () => clock.wallMs());
 
     expect(schemaVersion(db)).toBe(2);
-    expect(migrate(db, MIGRATIONS, () => clock.wallMs())).toEqual([3, 4, 5]);
+    expect(migrate(db, MIGRATIONS, () => clock.wallMs())).toEqual(Array.from({ length: N - 2 }, (_, i) => i + 3));
     db.close();
   });
 
   it('refuse a file of a newer schema, and write nothing to it', () => {
     const db = new DatabaseSync(':memory:');
-    const future: Migration = { version: 6, name: 'from the future', sql: 'CREATE TABLE future (x INTEGER) STRICT' };
+    const future: Migration = { version: N + 1, name: 'from the future', sql: 'CREATE TABLE future (x INTEGER) STRICT' };
     migrate(db, [...MIGRATIONS, future], () => clock.wallMs());
 
     expect(() => migrate(db, MIGRATIONS, () => clock.wallMs())).toThrow(StoreSchemaError);
-    expect(() => migrate(db, MIGRATIONS, () => clock.wallMs())).toThrow('the database is at schema version 6, newer than this hushpay knows (5)');
-    expect(schemaVersion(db)).toBe(6);
+    expect(() => migrate(db, MIGRATIONS, () => clock.wallMs())).toThrow(`the database is at schema version ${N + 1}, newer than this hushpay knows (${N})`);
+    expect(schemaVersion(db)).toBe(N + 1);
     db.close();
   });
 
   it('roll a failed migration back whole: no table, no version row', () => {
     const db = new DatabaseSync(':memory:');
-    const broken: Migration = { version: 6, name: 'half done', sql: 'CREATE TABLE half (x INTEGER) STRICT; CREATE TABLE payments (x INTEGER)' };
+    const broken: Migration = { version: N + 1, name: 'half done', sql: 'CREATE TABLE half (x INTEGER) STRICT; CREATE TABLE payments (x INTEGER)' };
 
-    expect(() => migrate(db, [...MIGRATIONS, broken], () => clock.wallMs())).toThrow(/migration 6 \('half done'\) failed and was rolled back/);
-    expect(schemaVersion(db)).toBe(5);
+    expect(() => migrate(db, [...MIGRATIONS, broken], () => clock.wallMs())).toThrow(new RegExp(`migration ${N + 1} \\('half done'\\) failed and was rolled back`));
+    expect(schemaVersion(db)).toBe(N);
     expect(tables(db)).not.toContain('half');
     expect(db.isTransaction).toBe(false);
     db.close();
@@ -138,7 +141,7 @@ describe('Store.open', () => {
     migrate(db, MIGRATIONS.slice(0, 3), () => clock.wallMs());
     db.close();
 
-    expect(() => Store.open(path, { clock, readOnly: true })).toThrow(/schema version 3, older than this hushpay's \(5\)/);
+    expect(() => Store.open(path, { clock, readOnly: true })).toThrow(`schema version 3, older than this hushpay's (${N})`);
     const check = new DatabaseSync(path);
     expect(schemaVersion(check)).toBe(3);
     check.close();
@@ -149,7 +152,7 @@ describe('Store.open', () => {
     const dir = tempDir();
     const path = join(dir, Store.DEFAULT_FILE);
     const db = new DatabaseSync(path);
-    migrate(db, [...MIGRATIONS, { version: 6, name: 'future', sql: 'CREATE TABLE future (x INTEGER)' }], () => clock.wallMs());
+    migrate(db, [...MIGRATIONS, { version: N + 1, name: 'future', sql: 'CREATE TABLE future (x INTEGER)' }], () => clock.wallMs());
     db.close();
 
     expect(() => Store.open(path, { clock })).toThrow(StoreSchemaError);

@@ -63,6 +63,7 @@ describe('PaymentRepository', () => {
       result: null,
       failure: null,
       error: null,
+      statusCallback: null,
       createdAt: '2026-11-21T00:00:00.000Z',
       updatedAt: '2026-11-21T00:00:00.000Z',
     });

@@ -25,8 +25,8 @@ describe('WebhookOutboxRepository', () => {
 
     expect(id).toMatch(/^msg_[A-Za-z0-9_-]{22}$/);
     expect(body).toBe('{"type":"payment.completed","timestamp":"2026-11-21T00:00:00.000Z","data":{"paymentId":"pay_1","result":{"status":"approved","last4":"1111"}}}');
-    expect(store.webhooks.get(id)).toEqual({ id, tenantId: 'shop', type: 'payment.completed', body, status: 'pending', attempts: 0, nextAttemptAtMs: T0, createdAt: '2026-11-21T00:00:00.000Z', settledAt: null });
-    expect(store.webhooks.due(T0, 10)).toEqual([{ id, tenantId: 'shop', type: 'payment.completed', body, attempts: 0, createdAt: '2026-11-21T00:00:00.000Z' }]);
+    expect(store.webhooks.get(id)).toEqual({ id, tenantId: 'shop', type: 'payment.completed', body, status: 'pending', attempts: 0, nextAttemptAtMs: T0, createdAt: '2026-11-21T00:00:00.000Z', settledAt: null, url: null });
+    expect(store.webhooks.due(T0, 10)).toEqual([{ id, tenantId: 'shop', type: 'payment.completed', body, attempts: 0, createdAt: '2026-11-21T00:00:00.000Z', url: null }]);
     expect(store.webhooks.due(T0 - 1, 10)).toEqual([]);
   });
 
@@ -142,5 +142,17 @@ describe('WebhookOutboxRepository', () => {
     expect(store.webhooks.counts()).toEqual({ pending: 1, delivered: 1, failed: 1 });
     expect(store.webhooks.counts('other')).toEqual({ pending: 1, delivered: 1, failed: 0 });
     expect(() => store.webhooks.deliveries({ limit: 10_001 })).toThrow(StoreInputError);
+  });
+});
+
+describe('status callbacks', () => {
+  it('a message addressed to one URL keeps it; anything but an http(s) URL is refused', () => {
+    const { store } = openTempStore();
+    const { id } = store.webhooks.enqueue({ tenantId: 'shop', type: 'capture.progress', payload: { field: 'payment-card-number', entered: 3 }, url: 'https://crm.example/hooks/pay_1?x=1' });
+    expect(store.webhooks.get(id)?.url).toBe('https://crm.example/hooks/pay_1?x=1');
+    expect(store.webhooks.due(Number.MAX_SAFE_INTEGER, 10).map((m) => m.url)).toEqual(['https://crm.example/hooks/pay_1?x=1']);
+    for (const url of ['file:///etc/passwd', 'javascript:alert(1)', 'not a url', `https://x.example/${'a'.repeat(2100)}`]) {
+      expect(() => store.webhooks.enqueue({ tenantId: 'shop', type: 'payment.completed', payload: {}, url }), url).toThrow(StoreInputError);
+    }
   });
 });
