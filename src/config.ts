@@ -120,6 +120,8 @@ export interface HushpayConfig {
     readonly port: number;
     /** HTTPS instead of HTTP: files read at start by src/tls.ts `readTlsFiles(tls, 'http.tls')`. */
     readonly tls: HttpTlsConfig | undefined;
+    /** Origins (a CRM, `https://crm.example.com`) that may frame the agent page and talk to it. */
+    readonly frameAncestors: readonly string[];
   };
   readonly dataDir: string;
   readonly tenants: readonly TenantConfig[];
@@ -379,7 +381,21 @@ export function validateConfig(raw: Json, options: StartOptions = {}): HushpayCo
   if (portMax - portMin < 3) throw new ConfigError('media.portMax', 'must leave room for at least two ports above media.portMin');
   const http = root.field('http');
   const cliHttp = options.http !== undefined ? hostPort(options.http, '--http') : undefined;
-  const httpReader = http.object().only(['host', 'port', 'tls']);
+  const httpReader = http.object().only(['host', 'port', 'tls', 'frameAncestors']);
+  const frameAncestors = httpReader.field('frameAncestors').value === undefined
+    ? []
+    : httpReader.field('frameAncestors').array().map((o) => {
+        const text = o.string();
+        // an exact origin: the page posts messages to it by name, never to '*'
+        let origin: string | undefined;
+        try {
+          origin = new URL(text).origin;
+        } catch {
+          origin = undefined;
+        }
+        if (origin !== text || !/^https?:/.test(text)) throw new ConfigError(o.path, 'must be an origin such as https://crm.example.com (scheme, host and port; no path)');
+        return text;
+      });
   const httpTls = httpReader.field('tls').object().only(['certFile', 'keyFile']);
 
   const tenants = root.field('tenants').array().map((t, i): TenantConfig => {
@@ -471,6 +487,7 @@ export function validateConfig(raw: Json, options: StartOptions = {}): HushpayCo
       host: cliHttp?.host ?? httpReader.field('host').string(DEFAULTS.http.host),
       port: cliHttp?.port ?? httpReader.field('port').integer(DEFAULTS.http.port, 0, 65535),
       tls: httpTls.value === undefined ? undefined : { certFile: httpTls.field('certFile').string(), keyFile: httpTls.field('keyFile').string() },
+      frameAncestors,
     },
     dataDir: options.data ?? root.field('dataDir').string(DEFAULTS.dataDir),
     tenants,

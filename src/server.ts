@@ -141,7 +141,7 @@ export async function startHushpay(config: HushpayConfig, deps: StartDeps = {}):
     desk.on('callback', () => dispatcher.kick());
     dispatcher.start();
 
-    const app = await buildApp({ desk, auth: store, metrics, clock, logger, ...(https ? { https: { cert: https.cert, key: https.key } } : {}) });
+    const app = await buildApp({ desk, auth: store, metrics, clock, logger, frameAncestors: config.http.frameAncestors, ...(https ? { https: { cert: https.cert, key: https.key } } : {}) });
     undo.push(() => app.close());
     const httpUrl = await app.listen({ host: config.http.host, port: config.http.port });
 

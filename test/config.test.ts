@@ -17,6 +17,14 @@ describe('config', () => {
     expect(config.media.maskDelayMs).toBe(20);
   });
 
+  it('takes the CRM origins that may frame the agent page, exactly, and refuses anything else', () => {
+    expect(validateConfig({ http: { frameAncestors: ['https://crm.example.com', 'http://127.0.0.1:3000'] } }, {}).http.frameAncestors).toEqual(['https://crm.example.com', 'http://127.0.0.1:3000']);
+    expect(validateConfig({}, {}).http.frameAncestors).toEqual([]);
+    for (const bad of ['https://crm.example.com/', 'https://crm.example.com/app', '*', 'crm.example.com', 'javascript:alert(1)']) {
+      expect(() => validateConfig({ http: { frameAncestors: [bad] } }, {}), bad).toThrow(/http\.frameAncestors\[0\]: must be an origin/);
+    }
+  });
+
   it('runs on embedded defaults with nothing at all: the demo tenant, its calls to a sip-sim agent on 5070, the page on 8080', () => {
     const config = validateConfig({}, {});
     expect(config.tenants.map((t) => [t.id, t.pbx, t.numbers])).toEqual([['demo', 'sip:agents@127.0.0.1:5070', ['*']]]);

@@ -77,7 +77,11 @@ function hostOf(origin: string): string {
 }
 const LOCKOUT_FAILURES = 10;
 const LOCKOUT_MS = 30 * 60_000;
+/** Past this many usernames with failures, expired entries are dropped at the next login. */
+const MAX_TRACKED_FAILURES = 10_000;
 const PING_MS = 25_000;
+/** Stored events read at a time when a stream resumes. */
+const REPLAY_PAGE = 1000;
 
 // ---------------------------------------------------------------------------------------------
 // schemas
@@ -167,7 +171,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     const session = auth.sessions.get(token);
     if (!session) return undefined;
     const user = auth.users.get(session.userId);
-    if (!user || user.disabled || (user.role === 'admin' && !session.mfaPassed)) return undefined;
+    if (!user || user.disabled || ((user.role === 'admin' || user.totpEnabled) && !session.mfaPassed)) return undefined;
     return { principal: { kind: 'user', userId: user.id, username: user.username, role: user.role, tenantId: user.tenantId }, csrf: session.csrfToken, token };
   };
 
@@ -232,8 +236,11 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       },
     },
     async (req, reply) => {
-      const { username, password, totp } = req.body as { username: string; password: string; totp?: string };
+      const { username: typed, password, totp } = req.body as { username: string; password: string; totp?: string };
+      // usernames are case-insensitive: one count per account, however it is typed
+      const username = typed.trim().toLowerCase();
       const now = clock.now();
+      if (failures.size > MAX_TRACKED_FAILURES) for (const [name, entry] of failures) if (now - entry.since >= LOCKOUT_MS) failures.delete(name);
       const f = failures.get(username);
       const fail = (code: string, message: string, status: 401 | 403 | 429 = 401) => {
         const next = { count: (f && now - f.since < LOCKOUT_MS ? f.count : 0) + 1, since: f && now - f.since < LOCKOUT_MS ? f.since : now };
@@ -245,8 +252,9 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       const user = await auth.users.verifyPassword(username, password);
       if (!user || user.disabled) return fail('bad_credentials', 'wrong username or password');
       let mfaPassed = false;
-      if (user.role === 'admin') {
-        if (!user.totpEnabled) return fail('totp_not_enrolled', 'an admin needs a second factor; enrol one with hushpay users totp', 403);
+      // admins always (PCI DSS 8.4.1); anyone else who has enrolled a second factor too
+      if (user.role === 'admin' || user.totpEnabled) {
+        if (!user.totpEnabled) return fail('totp_not_enrolled', 'an admin needs a second factor: create admins with hushpay users add, which enrols one', 403);
         if (!totp) return fail('totp_required', 'enter the code from your authenticator app');
         if (!auth.users.acceptTotp(user.id, totp, clock.wallMs())) return fail('bad_totp', 'that code is not right');
         mfaPassed = true;
@@ -425,7 +433,14 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       };
       desk.on('event', onEvent);
       // live events are held while the stored ones after `after` are sent, so none is missed or doubled
-      if (Number.isFinite(last)) for (const e of desk.eventsAfter(principal, last)) send(e);
+      // page by page until none is left: a long absence still misses nothing kept
+      if (Number.isFinite(last)) {
+        for (;;) {
+          const page = desk.eventsAfter(principal, last, REPLAY_PAGE);
+          for (const e of page) send(e);
+          if (page.length < REPLAY_PAGE) break;
+        }
+      }
       else last = 0;
       replaying = false;
       for (const e of pending.splice(0)) send(e);

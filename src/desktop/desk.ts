@@ -58,6 +58,7 @@ export interface PaymentRecord {
 
 /** What the desk needs of the store (src/store/ provides it). */
 export interface DeskStore {
+  readonly users: { get(id: string): { readonly tenantId: string | null; readonly disabled: boolean } | undefined };
   readonly payments: {
     create(p: { id: string; tenantId: string; callId: string; agentUserId: string | null; operation: PaymentOperation; amount?: { value: number; currency: string }; method?: PaymentMethod; orderId: string; idempotencyKey: string; fields: string[]; statusCallback?: string }): PaymentRecord;
     get(id: string): PaymentRecord | undefined;
@@ -226,6 +227,8 @@ export class Desk extends TypedEmitter<DeskEvents> {
     const p = actor.principal;
     if (p.kind === 'user' && p.role === 'agent') throw new DeskError(403, 'forbidden', 'agents claim calls; they do not assign them');
     const live = this.#liveFor(p, callId);
+    const target = this.#store.users.get(userId);
+    if (!target || target.disabled || target.tenantId !== live.call.tenant.id) throw new DeskError(422, 'user_not_found', "no such user in the call's tenant");
     this.#assign(actor, live, userId);
     return this.#view(live);
   }

@@ -89,7 +89,7 @@ export interface WebhookDispatcherOptions {
 
 /**
  * Delay before the next attempt after attempt n fails (index n − 1): Standard Webhooks' example
- * schedule (Svix's), cut after the second 10 h — 8 attempts over about 32.6 h. After the last,
+ * schedule (Svix's), cut after the second 10 h — 8 attempts over about 27.6 h. After the last,
  * the message is `failed`.
  */
 export const RETRY_DELAYS_MS: readonly number[] = [5_000, 5 * 60_000, 30 * 60_000, 2 * 3_600_000, 5 * 3_600_000, 10 * 3_600_000, 10 * 3_600_000];

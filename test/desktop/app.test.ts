@@ -96,13 +96,22 @@ describe('logins', () => {
     expect((await again.post('/v1/auth/login', { username: 'root', password: PASSWORD, totp: code })).json.error.code).toBe('bad_totp');
   });
 
-  it('ten failures lock a username for a while, the right password too', async () => {
+  it('ten failures lock a username for a while, the right password too, however it is typed', async () => {
     await world.hushpay.store.users.create({ tenantId: 'acme', username: 'locky', role: 'agent', password: PASSWORD });
     const c = new Client(world.base);
-    for (let i = 0; i < 10; i++) expect((await c.post('/v1/auth/login', { username: 'locky', password: `no${i}` })).status).toBe(401);
+    for (let i = 0; i < 10; i++) expect((await c.post('/v1/auth/login', { username: i % 2 ? 'LOCKY' : 'locky', password: `no${i}` })).status).toBe(401);
     const locked = await c.post('/v1/auth/login', { username: 'locky', password: PASSWORD });
     expect(locked.status).toBe(429);
     expect(locked.json.error.code).toBe('locked');
+  });
+
+  it('anyone who enrolled a second factor is asked for it, not only admins', async () => {
+    const id = (await world.hushpay.store.users.create({ tenantId: 'acme', username: 'careful', role: 'agent', password: PASSWORD })).id;
+    const secret = (await import('../../src/store/totp.ts')).generateTotpSecret();
+    world.hushpay.store.users.setTotpSecret(id, secret);
+    const c = new Client(world.base);
+    expect((await c.post('/v1/auth/login', { username: 'careful', password: PASSWORD })).json.error.code).toBe('totp_required');
+    expect((await c.post('/v1/auth/login', { username: 'careful', password: PASSWORD, totp: totpCode(secret, Date.now()) })).status).toBe(200);
   });
 
   it('an API key works as a bearer token until revoked; no login, no entry', async () => {
@@ -142,6 +151,9 @@ describe('who may see what', () => {
     // an agent does not assign; a supervisor does, within the tenant only
     expect((await aiko.post(`/v1/calls/${acme.call.id}/assign`, { userId: world.users.agentB })).status).toBe(403);
     expect((await sato.post(`/v1/calls/${globex.call.id}/assign`, { userId: world.users.agentB })).status).toBe(404);
+    // only to a user of the call's tenant
+    expect((await root.post(`/v1/calls/${globex.call.id}/assign`, { userId: world.users.agentB })).json.error.code).toBe('user_not_found');
+    expect((await sato.post(`/v1/calls/${acme.call.id}/assign`, { userId: 'usr_nobody' })).json.error.code).toBe('user_not_found');
 
     // a payment on acme's call: acme's agent on the call, its supervisor and acme's key see it; nobody else
     const started = await aiko.post(`/v1/calls/${acme.call.id}/payments`, { idempotencyKey: 'order-1', amount: 5000, currency: 'JPY' });
@@ -294,6 +306,20 @@ describe('the documents', () => {
     expect(r.headers.get('content-security-policy')).toContain("frame-ancestors 'self'");
     expect(r.headers.get('content-security-policy')).toContain("script-src 'self'");
     expect(await r.text()).toContain('app.js');
+  });
+
+  it('a stream resuming after a long absence gets every stored event it may see, past one page', async () => {
+    const sato = await Client.login(world.base, 'sato');
+    const { events } = world.hushpay.store;
+    const from = events.lastId();
+    for (let i = 0; i < 2_500; i++) events.append({ tenantId: i % 5 === 0 ? 'globex' : 'acme', callId: 'hp_old', agentUserId: null, paymentId: null, type: 'call.started', payload: { n: i } });
+    const stream = await sato.events(from);
+    const acmeCount = 2_500 - 500;
+    await stream.waitFor(() => stream.events.length >= acmeCount);
+    await new Promise((r) => setTimeout(r, 100));
+    expect(stream.events.length).toBe(acmeCount);
+    expect(stream.events.every((e) => (e.data['n'] as number) % 5 !== 0)).toBe(true);
+    await stream.close();
   });
 
   it('refuses an event stream to a stranger and to another site’s page', async () => {
