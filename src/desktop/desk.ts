@@ -149,6 +149,8 @@ interface DeskEvents extends Record<string, unknown[]> {
   callback: [string];
 }
 
+const FINAL_STATUSES: ReadonlySet<PaymentStatus> = new Set(['approved', 'declined', 'error', 'failed', 'cancelled', 'refused']);
+
 const STATUS_OF: Partial<Record<PaymentEvent['type'], PaymentStatus>> = {
   'payment.ready': 'ready',
   'payment.authorizing': 'authorizing',
@@ -397,9 +399,13 @@ export class Desk extends TypedEmitter<DeskEvents> {
   #record(paymentId: string, e: PaymentEvent): PaymentRecord | undefined {
     const record = this.#store.payments.get(paymentId);
     if (!record) return undefined;
+    // a payment that has ended keeps its ending: nothing after it rewrites the status
+    if (FINAL_STATUSES.has(record.status)) return record;
     if (e.type === 'capture.progress') {
       const progress = { ...record.progress, [e.field]: { entered: e.entered, expected: e.expected, ...(e.valid !== undefined ? { valid: e.valid } : {}) } };
-      this.#store.payments.update(paymentId, { progress, ...(e.brand ? { brand: e.brand } : {}), ...(e.masked && e.field === 'payment-card-number' ? { last4: e.masked.slice(-4) } : {}) });
+      // a field asked again after everything was keyed: the payment is being keyed once more
+      const rekeying = record.status === 'ready' ? { status: 'capturing' as const } : {};
+      this.#store.payments.update(paymentId, { progress, ...rekeying, ...(e.brand ? { brand: e.brand } : {}), ...(e.masked && e.field === 'payment-card-number' ? { last4: e.masked.slice(-4) } : {}) });
     } else if (e.type === 'payment.completed') {
       this.#store.payments.update(paymentId, { status: 'approved', result: e.result, ...(e.result.brand ? { brand: e.result.brand } : {}), ...(e.result.last4 ? { last4: e.result.last4 } : {}) });
     } else if (e.type === 'payment.failed') {

@@ -246,6 +246,26 @@ describe('a payment through the API', () => {
     }
   }, 30_000);
 
+  it('a field asked again puts the payment back to keying: it cannot be completed until keyed; an ended payment keeps its ending', async () => {
+    const sato = await Client.login(world.base, 'sato');
+    const stream = await sato.events();
+    const { call, ended } = await liveCall('100', { digits: `${CARD}${EXPIRY}${CODE}`, afterMs: 1_500, hangupAfterMs: 7_000 });
+    const started = await sato.post(`/v1/calls/${call.id}/payments`, { idempotencyKey: 'again-1', amount: 100, currency: 'JPY' });
+    const id = started.json.id as string;
+    await stream.waitFor((e) => e.type === 'payment.ready' && e.paymentId === id);
+    expect((await sato.get(`/v1/payments/${id}`)).json.status).toBe('ready');
+    expect((await sato.post(`/v1/payments/${id}`, { capture: 'security-code' })).status).toBe(202);
+    await stream.waitFor((e) => e.type === 'capture.progress' && e.paymentId === id && e.data['field'] === 'security-code' && e.data['entered'] === 0);
+    expect((await sato.get(`/v1/payments/${id}`)).json.status).toBe('capturing');
+    expect((await sato.post(`/v1/payments/${id}`, { status: 'complete' })).json.error.code).toBe('payment_not_ready');
+    expect((await sato.post(`/v1/payments/${id}`, { status: 'cancel' })).status).toBe(202);
+    await ended;
+    await stream.waitFor((e) => e.type === 'call.ended' && e.callId === call.id);
+    expect((await sato.get(`/v1/payments/${id}`)).json.status).toBe('cancelled');
+    expect(stream.events.filter((e) => e.paymentId === id && e.type === 'payment.cancelled')).toHaveLength(1);
+    await stream.close();
+  }, 20_000);
+
   it('refuses what it cannot do, with one error shape and a stable code', async () => {
     const sato = await Client.login(world.base, 'sato');
     const { call, ended } = await liveCall('100');
