@@ -17,6 +17,15 @@ describe('config', () => {
     expect(config.media.maskDelayMs).toBe(20);
   });
 
+  it('the README’s hushpay.example.json is a valid config, with every section', async () => {
+    const { loadConfig } = await import('../src/config.ts');
+    const config = await loadConfig(new URL('../hushpay.example.json', import.meta.url).pathname);
+    expect(config.tenants.map((t) => [t.id, t.payments.gateway.type])).toEqual([['shop', 'gmo-pg'], ['books', 'stripe']]);
+    expect(config.sip.tls?.port).toBe(5061);
+    expect(config.http.tls).toBeDefined();
+    expect(config.tenants[0]!.webhooks?.secretEnv).toBe('SHOP_WEBHOOK_SECRET');
+  });
+
   it('takes the CRM origins that may frame the agent page, exactly, and refuses anything else', () => {
     expect(validateConfig({ http: { frameAncestors: ['https://crm.example.com', 'http://127.0.0.1:3000'] } }, {}).http.frameAncestors).toEqual(['https://crm.example.com', 'http://127.0.0.1:3000']);
     expect(validateConfig({}, {}).http.frameAncestors).toEqual([]);
