@@ -120,6 +120,13 @@ interface Pending {
 }
 
 /** Residual rotations searched, radians per sub-block: ±0.6 (±24 Hz) in 0.01 steps. */
+/**
+ * How soon after a gap a tone's continuation is confirmed, ms: the tracker confirms a pair in
+ * the first 20 ms window that holds it (detector B) or within a 40 ms one (A). A tone pending
+ * past its bridge gap plus this is judged — the time a digit waits to be named after its end.
+ */
+const CONTINUATION_CONFIRM_MS = 20;
+
 const SEARCH_ROTATION = 0.6;
 const SEARCH_STEP = 0.01;
 
@@ -227,8 +234,8 @@ export class DigitClassifier {
   advance(sample: number, trackingSamePair: boolean): void {
     const p = this.#pending;
     if (!p || trackingSamePair) return;
-    // a continuation would have been confirmed within a 40 ms window after the gap
-    const horizon = ((this.#rules.bridgeGapMs + 40) * SAMPLE_RATE_HZ) / 1000;
+    // a continuation would have been confirmed within CONTINUATION_CONFIRM_MS after the gap
+    const horizon = ((this.#rules.bridgeGapMs + CONTINUATION_CONFIRM_MS) * SAMPLE_RATE_HZ) / 1000;
     if (sample - p.endSample > horizon) this.#finish();
   }
 
