@@ -9,6 +9,7 @@
  * and the dispatcher stop; the sockets close; the store closes last.
  */
 
+import { createHash } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
@@ -61,6 +62,18 @@ export interface StartDeps {
   readonly fetch?: typeof fetch;
 }
 
+/**
+ * A configuration change is audited (PCI DSS 10.2.2): each start records the config's SHA-256
+ * (the config holds no secret, only the names of the variables that do) and whether it differs
+ * from the one the last start recorded.
+ */
+function auditConfig(store: Store, config: HushpayConfig): void {
+  const sha256 = createHash('sha256').update(JSON.stringify(config)).digest('hex');
+  const previous = store.audit.list({ action: 'config.load', limit: 1 })[0];
+  const changed = previous !== undefined && previous.details['sha256'] !== sha256;
+  store.audit.append({ actorType: 'system', actorId: null, tenantId: null, action: 'config.load', resource: 'config', outcome: 'success', origin: 'start', details: { sha256, changed, tenants: config.tenants.map((t) => t.id) } });
+}
+
 /** Each tenant's webhook endpoint, its secret read from the environment now, so a missing one fails the start. */
 function webhookEndpoints(tenants: readonly TenantConfig[], env: NodeJS.ProcessEnv): Map<string, { url: string; secrets: string[]; events: readonly string[] | undefined }> {
   const out = new Map<string, { url: string; secrets: string[]; events: readonly string[] | undefined }>();
@@ -84,6 +97,7 @@ export async function startHushpay(config: HushpayConfig, deps: StartDeps = {}):
   const https = config.http.tls ? await readTlsFiles(config.http.tls, 'http.tls') : undefined;
   const tenants = new TenantPaymentsRegistry(config.tenants, clock, deps.env ?? process.env);
   const store = Store.open(join(config.dataDir, Store.DEFAULT_FILE), { clock });
+  auditConfig(store, config);
   // if a later part fails to start, the parts made so far are closed, newest first
   const undo: (() => Promise<void> | void)[] = [() => store.close(), () => tenants.close()];
   const unwind = async (): Promise<void> => {

@@ -74,6 +74,8 @@ export interface AuditEntry {
 
 export interface AuditQuery {
   readonly tenantId?: string;
+  /** Only entries of this action (e.g. `config.load`). */
+  readonly action?: string;
   /** At or after (ISO 8601). */
   readonly from?: string;
   /** Before (ISO 8601). */
@@ -200,6 +202,10 @@ export class AuditLog {
     if (query.tenantId !== undefined) {
       where.push('tenant_id = ?');
       params.push(query.tenantId);
+    }
+    if (query.action !== undefined) {
+      where.push('action = ?');
+      params.push(query.action);
     }
     if (query.from !== undefined) {
       where.push('at >= ?');
