@@ -239,12 +239,16 @@ export class Call extends TypedEmitter<CallEvents> {
     this.#wireDialogs(this.#dialogA, this.#dialogB);
     this.#state = 'active';
     this.#noRtp.start();
-    this.#startPayments();
     this.emit('active');
   }
 
-  /** The call's payments, once both legs are up (undefined where hushpay takes no payments). */
+  /**
+   * The call's payments, once both legs are up (undefined where hushpay takes no payments).
+   * Made on first use: most calls never take a payment, and a session (its statechart) costs
+   * memory on every call that has one.
+   */
   get payments(): PaymentSession | undefined {
+    if (!this.#payments && this.#state === 'active') this.#startPayments();
     return this.#payments;
   }
 
