@@ -112,7 +112,7 @@ export interface HushpayConfig {
   };
   /**
    * Calls at once; beyond it new INVITEs get 503. One hushpay process relays and masks on one
-   * core: about 400 calls kept p99 added jitter ≤ 5 ms in the bench (README "Figures").
+   * core: 350–400 calls kept p99 added jitter ≤ 5 ms in the bench (README "Figures").
    */
   readonly calls: { readonly max: number };
   readonly http: {
