@@ -243,7 +243,14 @@ const start: Command = {
     const demoTenant = str('config') === undefined ? config.tenants.find((t) => t.id === DEMO_TENANT_ID) : undefined;
     if (demoTenant) {
       const { resetDemoAgent } = await import('./tools/store.ts');
-      const { username, password } = await resetDemoAgent(hushpay.store);
+      let demoLogin: { username: string; password: string };
+      try {
+        demoLogin = await resetDemoAgent(hushpay.store);
+      } catch (err) {
+        await hushpay.close();
+        throw err;
+      }
+      const { username, password } = demoLogin;
       const sip = `${config.sip.host}:${hushpay.port.listening[0]?.split(':').at(-1) ?? config.sip.port}`;
       lines.push(
         '',

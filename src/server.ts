@@ -91,7 +91,8 @@ export async function startHushpay(config: HushpayConfig, deps: StartDeps = {}):
   const clock = deps.clock ?? systemClock;
   const logger = deps.logger ?? createLogger();
   setListenerErrorHandler((error, event) => logger.error({ event, err: { name: (error as Error)?.name, message: (error as Error)?.message } }, 'listener failed'));
-  await mkdir(join(config.dataDir, 'recordings'), { recursive: true });
+  // the data directory holds the store and the recordings: hushpay's user only
+  await mkdir(join(config.dataDir, 'recordings'), { recursive: true, mode: 0o700 });
   const endpoints = webhookEndpoints(config.tenants, deps.env ?? process.env);
   // the web side's certificate is read and checked before anything listens
   const https = config.http.tls ? await readTlsFiles(config.http.tls, 'http.tls') : undefined;
@@ -138,7 +139,10 @@ export async function startHushpay(config: HushpayConfig, deps: StartDeps = {}):
       // per-digit progress is for the desktop; a tenant's webhooks get it only when they ask
       return e !== undefined && (e.events ? e.events.includes(type) : type !== 'capture.progress');
     };
-    const desk = new Desk({ b2bua, store, clock, logger, webhooks: wantsWebhook, signsCallbacks: (tenantId) => endpoints.has(tenantId) });
+    const desk = new Desk({ b2bua, store, clock, logger, webhooks: wantsWebhook, callbackOrigin: (tenantId) => {
+        const e = endpoints.get(tenantId);
+        return e ? new URL(e.url).origin : undefined;
+      } });
     undo.push(() => desk.close());
     const dispatcher = new WebhookDispatcher({
       outbox: store.webhooks,
@@ -192,13 +196,23 @@ export async function startHushpay(config: HushpayConfig, deps: StartDeps = {}):
         (closing ??= (async () => {
           if (housekeeping !== undefined) clock.clearTimeout(housekeeping);
           housekeeping = undefined;
-          await app.close();
-          await b2bua.close();
-          desk.close();
-          await dispatcher.close();
-          await port.close();
-          await tenants.close();
-          store.close();
+          // each step runs even if one before it fails: the store closes last, always
+          const steps: [string, () => Promise<void> | void][] = [
+            ['http', () => app.close()],
+            ['calls', () => b2bua.close()],
+            ['desk', () => desk.close()],
+            ['webhooks', () => dispatcher.close()],
+            ['sip', () => port.close()],
+            ['gateways', () => tenants.close()],
+            ['store', () => store.close()],
+          ];
+          for (const [part, step] of steps) {
+            try {
+              await step();
+            } catch (err) {
+              logger.error({ part, err: { name: (err as Error).name } }, 'closing failed');
+            }
+          }
         })()),
     };
   } catch (err) {

@@ -14,6 +14,7 @@
  *   and failure is audited.
  */
 
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import websocket from '@fastify/websocket';
@@ -49,7 +50,7 @@ export interface AuthStore {
     delete(token: string): void;
   };
   readonly apiKeys: { authenticate(key: string): { id: string; tenantId: string; revokedAt: string | null } | undefined };
-  readonly audit: { append(e: { actorType: 'user' | 'apiKey' | 'system'; actorId: string; tenantId: string | null; action: string; resource: string; outcome: 'success' | 'failure'; origin: string; details?: object }): unknown };
+  readonly audit: { append(e: { actorType: 'user' | 'apiKey' | 'system'; actorId: string | null; tenantId: string | null; action: string; resource: string | null; outcome: 'success' | 'failure'; origin: string; details?: object }): unknown };
 }
 
 export interface AppDeps {
@@ -80,6 +81,8 @@ const LOCKOUT_MS = 30 * 60_000;
 /** Past this many usernames with failures, expired entries are dropped at the next login. */
 const MAX_TRACKED_FAILURES = 10_000;
 const PING_MS = 25_000;
+/** How often an open stream's login or key is checked again while events go out. */
+const RECHECK_MS = 1_000;
 /** Stored events read at a time when a stream resumes. */
 const REPLAY_PAGE = 1000;
 
@@ -143,6 +146,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(websocket, { options: { maxPayload: 4096 } });
   const { desk, auth, clock } = deps;
   const failures = new Map<string, { count: number; since: number }>();
+  /** Open event streams by session token, so a logout closes them at once. */
+  const streamsOf = new Map<string, Set<() => void>>();
   const pageFile = (name: string): string => readFileSync(new URL(`./page/${name}`, import.meta.url), 'utf8');
 
   // ---- who is asking -------------------------------------------------------------------------
@@ -151,7 +156,13 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     const out = new Map<string, string>();
     for (const part of (req.headers.cookie ?? '').split(';')) {
       const at = part.indexOf('=');
-      if (at > 0) out.set(part.slice(0, at).trim(), decodeURIComponent(part.slice(at + 1).trim()));
+      if (at <= 0) continue;
+      // another app on the host may set a cookie that is not valid percent-encoding: skip it
+      try {
+        out.set(part.slice(0, at).trim(), decodeURIComponent(part.slice(at + 1).trim()));
+      } catch {
+        continue;
+      }
     }
     return out;
   };
@@ -241,14 +252,18 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       const username = typed.trim().toLowerCase();
       const now = clock.now();
       if (failures.size > MAX_TRACKED_FAILURES) for (const [name, entry] of failures) if (now - entry.since >= LOCKOUT_MS) failures.delete(name);
-      const f = failures.get(username);
+      const earlier = failures.get(username);
+      const window = earlier && now - earlier.since < LOCKOUT_MS ? earlier : undefined;
+      // the attempt counts before the password is checked (an await): attempts sent side by
+      // side cannot all read the same count; a success takes it back
+      failures.set(username, { count: (window?.count ?? 0) + 1, since: window?.since ?? now });
       const fail = (code: string, message: string, status: 401 | 403 | 429 = 401) => {
-        const next = { count: (f && now - f.since < LOCKOUT_MS ? f.count : 0) + 1, since: f && now - f.since < LOCKOUT_MS ? f.since : now };
-        failures.set(username, next);
-        auth.audit.append({ actorType: 'system', actorId: username.slice(0, 100), tenantId: null, action: 'auth.login', resource: `user:${username.slice(0, 100)}`, outcome: 'failure', origin: req.ip, details: { code } });
+        // what was typed as a username may be a password pasted in the wrong box: the audit
+        // log (which is never pruned) keeps a hash of it, enough to match an account by
+        auth.audit.append({ actorType: 'system', actorId: null, tenantId: null, action: 'auth.login', resource: null, outcome: 'failure', origin: req.ip, details: { code, usernameSha256: createHash('sha256').update(username).digest('hex').slice(0, 16) } });
         return reply.code(status).send({ error: { code, message } });
       };
-      if (f && f.count >= LOCKOUT_FAILURES && now - f.since < LOCKOUT_MS) return fail('locked', 'too many failed logins; try again later', 429);
+      if (window && window.count >= LOCKOUT_FAILURES) return fail('locked', 'too many failed logins; try again later', 429);
       const user = await auth.users.verifyPassword(username, password);
       if (!user || user.disabled) return fail('bad_credentials', 'wrong username or password');
       let mfaPassed = false;
@@ -270,7 +285,11 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
 
   app.post('/v1/auth/logout', { preHandler: authenticate, schema: { summary: 'Log out', tags: ['auth'], response: { 204: { type: 'null' }, ...errors } } }, async (req, reply) => {
     const w = known(req);
-    if (w.token) auth.sessions.delete(w.token);
+    if (w.token) {
+      auth.sessions.delete(w.token);
+      for (const close of [...(streamsOf.get(w.token) ?? [])]) close();
+      streamsOf.delete(w.token);
+    }
     const p = w.principal;
     auth.audit.append({ actorType: p.kind, actorId: p.kind === 'user' ? p.userId : p.keyId, tenantId: p.tenantId, action: 'auth.logout', resource: p.kind === 'user' ? `user:${p.userId}` : `apiKey:${p.keyId}`, outcome: 'success', origin: req.ip });
     reply.header('set-cookie', `${SESSION_COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0${secureCookies ? '; Secure' : ''}`);
@@ -417,46 +436,79 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       },
     },
     (socket, req) => {
-      const principal = known(req).principal;
+      const w = known(req);
+      const principal = w.principal;
       let last = Number((req.query as { after?: number }).after ?? Number.NaN);
+      // an id past the newest (a store restored or replaced) would silence the stream: start at the newest
+      if (Number.isFinite(last)) last = Math.min(last, desk.lastEventId());
       const pending: DeskEvent[] = [];
       let replaying = true;
+      let checkedAt = clock.now();
+      let ping: TimerHandle | undefined;
+      let ended = false;
+      const end = (code: number, reason: string): void => {
+        if (ended) return;
+        ended = true;
+        desk.off('event', onEvent);
+        if (ping !== undefined) clock.clearTimeout(ping);
+        ping = undefined;
+        if (w.token) streamsOf.get(w.token)?.delete(closeForLogout);
+        socket.close(code, reason);
+      };
+      const closeForLogout = (): void => end(4401, 'logged out');
+      // the login or key may end while the stream is open (logout, expiry, a disabled user, a
+      // revoked key): checked at most once a second as events go out, and at every ping
+      const stillAllowed = (): boolean => {
+        checkedAt = clock.now();
+        if (who(req) !== undefined) return true;
+        end(4401, 'the login or key has ended');
+        return false;
+      };
       const send = (e: DeskEvent): void => {
-        if (e.id <= last) return;
+        if (ended || e.id <= last) return;
+        if (clock.now() - checkedAt >= RECHECK_MS && !stillAllowed()) return;
         last = e.id;
         socket.send(JSON.stringify({ id: e.id, at: e.at, type: e.type, callId: e.callId, paymentId: e.paymentId, data: e.data }));
       };
-      const onEvent = (e: DeskEvent): void => {
+      function onEvent(e: DeskEvent): void {
         if (!desk.canSee(principal, e.tenantId, e.agentUserId)) return;
         if (replaying) pending.push(e);
         else send(e);
-      };
-      desk.on('event', onEvent);
-      // live events are held while the stored ones after `after` are sent, so none is missed or doubled
-      // page by page until none is left: a long absence still misses nothing kept
-      if (Number.isFinite(last)) {
-        for (;;) {
-          const page = desk.eventsAfter(principal, last, REPLAY_PAGE);
-          for (const e of page) send(e);
-          if (page.length < REPLAY_PAGE) break;
-        }
       }
-      else last = 0;
-      replaying = false;
-      for (const e of pending.splice(0)) send(e);
-      let ping: TimerHandle | undefined;
+      // cleanup is in place before anything can fail
+      socket.on('close', () => end(1000, ''));
+      socket.on('message', () => undefined); // the stream is one way; a client's messages are ignored
+      if (w.token) {
+        const set = streamsOf.get(w.token) ?? new Set<() => void>();
+        set.add(closeForLogout);
+        streamsOf.set(w.token, set);
+      }
+      desk.on('event', onEvent);
+      try {
+        // live events are held while the stored ones after `after` are sent, page by page until
+        // none is left, so none is missed or doubled
+        if (Number.isFinite(last)) {
+          for (;;) {
+            const page = desk.eventsAfter(principal, last, REPLAY_PAGE);
+            for (const e of page) send(e);
+            if (page.length < REPLAY_PAGE || ended) break;
+          }
+        } else last = desk.lastEventId();
+        replaying = false;
+        for (const e of pending.splice(0)) send(e);
+      } catch (err) {
+        deps.logger.error({ err: { name: (err as Error).name } }, 'event stream replay failed');
+        end(1011, 'replay failed');
+        return;
+      }
       const keepAlive = (): void => {
         ping = clock.setTimeout(() => {
+          if (!stillAllowed()) return;
           socket.ping();
           keepAlive();
         }, PING_MS);
       };
       keepAlive();
-      socket.on('close', () => {
-        desk.off('event', onEvent);
-        if (ping !== undefined) clock.clearTimeout(ping);
-      });
-      socket.on('message', () => undefined); // the stream is one way; a client's messages are ignored
     },
   );
 

@@ -69,6 +69,7 @@ export interface DeskStore {
   };
   readonly events: {
     append(e: { tenantId: string; callId: string; agentUserId: string | null; paymentId: string | null; type: string; payload: object }): { id: number; at: string };
+    lastId(): number;
     after(id: number, q: { tenantId?: string; agentUserId?: string; limit: number }): { id: number; at: string; tenantId: string; callId: string; agentUserId: string | null; paymentId: string | null; type: string; payload: object }[];
   };
   readonly audit: {
@@ -102,6 +103,25 @@ export interface CallView {
   readonly startedAt: string;
   readonly agentUserId: string | null;
   readonly paymentId: string | null;
+}
+
+/**
+ * Whether a merchant's text holds what looks like a card number: a run of 14–19 digits
+ * (spaces or dashes allowed between them) starting 2–6, as the brands' numbers do, that passes
+ * the Luhn check. (A millisecond timestamp starts with 1: order numbers like it pass.)
+ */
+export function holdsCardNumber(text: string): boolean {
+  for (const m of text.matchAll(/(?<!\d)[2-6](?:[ -]?\d){13,18}(?!\d)/g)) {
+    const digits = m[0].replace(/[ -]/g, '');
+    let sum = 0;
+    for (let i = 0; i < digits.length; i++) {
+      let d = digits.charCodeAt(digits.length - 1 - i) - 48;
+      if (i % 2 === 1) d = d * 2 > 9 ? d * 2 - 9 : d * 2;
+      sum += d;
+    }
+    if (sum % 10 === 0) return true;
+  }
+  return false;
 }
 
 export class DeskError extends Error {
@@ -163,23 +183,25 @@ export class Desk extends TypedEmitter<DeskEvents> {
   readonly #clock: Clock;
   readonly #logger: Logger;
   readonly #webhooks: WebhookFilter;
-  readonly #signsCallbacks: (tenantId: string) => boolean;
+  readonly #callbackOrigin: (tenantId: string) => string | undefined;
   readonly #live = new Map<string, LiveCall>();
   readonly #onCall = (call: Call): void => this.#follow(call);
 
   /**
-   * `webhooks`: which events go to a tenant's webhook endpoint. `signsCallbacks`: whether a
-   * tenant has webhook secrets to sign a payment's status callbacks with (without, a payment
-   * asking for one is refused: an unsigned callback could be forged by anyone).
+   * `webhooks`: which events go to a tenant's webhook endpoint. `callbackOrigin`: the origin a
+   * tenant's status callbacks must be on — its webhook endpoint's, whose secret signs them.
+   * Without webhooks a payment asking for a callback is refused (an unsigned callback could be
+   * forged by anyone), and a callback elsewhere too (hushpay would POST wherever an API caller
+   * asked: into the contact centre's own network).
    */
-  constructor(options: { b2bua: B2bua; store: DeskStore; clock: Clock; logger: Logger; webhooks?: WebhookFilter; signsCallbacks?: (tenantId: string) => boolean }) {
+  constructor(options: { b2bua: B2bua; store: DeskStore; clock: Clock; logger: Logger; webhooks?: WebhookFilter; callbackOrigin?: (tenantId: string) => string | undefined }) {
     super();
     this.#b2bua = options.b2bua;
     this.#store = options.store;
     this.#clock = options.clock;
     this.#logger = options.logger;
     this.#webhooks = options.webhooks ?? (() => false);
-    this.#signsCallbacks = options.signsCallbacks ?? (() => false);
+    this.#callbackOrigin = options.callbackOrigin ?? (() => undefined);
     this.#b2bua.on('call', this.#onCall);
     for (const call of this.#b2bua.calls.values()) this.#follow(call);
   }
@@ -229,6 +251,8 @@ export class Desk extends TypedEmitter<DeskEvents> {
     const p = actor.principal;
     if (p.kind === 'user' && p.role === 'agent') throw new DeskError(403, 'forbidden', 'agents claim calls; they do not assign them');
     const live = this.#liveFor(p, callId);
+    // the payment's agent is who may steer it: it does not change hands mid-payment
+    if (live.call.payments?.activePaymentId !== undefined && live.agentUserId !== userId) throw new DeskError(409, 'payment_in_progress', 'a payment is running on this call; assign it after the payment ends');
     const target = this.#store.users.get(userId);
     if (!target || target.disabled || target.tenantId !== live.call.tenant.id) throw new DeskError(422, 'user_not_found', "no such user in the call's tenant");
     this.#assign(actor, live, userId);
@@ -273,8 +297,21 @@ export class Desk extends TypedEmitter<DeskEvents> {
     if ((body.operation === 'sale' || body.operation === 'authorize') && (body.amount === undefined || body.currency === undefined)) {
       throw new DeskError(422, 'amount_required', 'a sale or authorization needs amount and currency');
     }
-    if (body.statusCallback !== undefined && !this.#signsCallbacks(tenantId)) {
-      throw new DeskError(422, 'status_callback_unsigned', "a status callback is signed with the tenant's webhook secret: configure the tenant's webhooks first");
+    if (body.statusCallback !== undefined) {
+      const origin = this.#callbackOrigin(tenantId);
+      if (origin === undefined) throw new DeskError(422, 'status_callback_unsigned', "a status callback is signed with the tenant's webhook secret: configure the tenant's webhooks first");
+      let asked: string | undefined;
+      try {
+        asked = new URL(body.statusCallback).origin;
+      } catch {
+        asked = undefined;
+      }
+      if (asked !== origin) throw new DeskError(422, 'status_callback_not_allowed', `a status callback must be on the tenant's webhook origin, ${origin}`);
+    }
+    // a merchant's own fields are echoed everywhere (records, CSV, events, the gateway): a card
+    // number pasted into one must not ride along
+    for (const [field, value] of [['idempotencyKey', body.idempotencyKey], ['orderId', body.orderId], ['memberId', body.memberId]] as const) {
+      if (value !== undefined && holdsCardNumber(value)) throw new DeskError(422, 'card_number_in_field', `${field} looks like a card number; card numbers are keyed by the caller, never sent`);
     }
     const id = `pay_${randomBytes(12).toString('hex')}`;
     const request = {
@@ -301,11 +338,13 @@ export class Desk extends TypedEmitter<DeskEvents> {
       fields: [...(body.fields ?? live.call.tenant.payments.fields)],
       ...(body.statusCallback !== undefined ? { statusCallback: body.statusCallback } : {}),
     });
+    const running = live.paymentId;
     live.paymentId = id;
     const started = payments.start(request);
     if (!started.ok) {
-      const refused = this.#store.payments.update(id, { status: 'refused', failure: started.reason })!;
-      live.paymentId = null;
+      this.#store.payments.update(id, { status: 'refused', failure: started.reason });
+      // a refusal leaves the payment that was running (if any) as the call's
+      live.paymentId = running;
       this.#audit(actor, tenantId, 'payment.start', `payment:${id}`, 'failure', { reason: started.reason });
       const status = started.reason === 'payment-in-progress' ? 409 : started.reason === 'invalid-request' ? 422 : 429;
       throw new DeskError(status, started.reason.replace(/-/g, '_'), started.message);
@@ -324,15 +363,12 @@ export class Desk extends TypedEmitter<DeskEvents> {
       throw new DeskError(409, code, message);
     };
     if (!active || !session) fail('payment_not_active', `the payment is ${record.status}; it can no longer be changed`);
+    // everything is checked before anything is changed: a refused request changes nothing
+    if (body.capture && !record.fields.includes(body.capture)) throw new DeskError(422, 'field_not_captured', `this payment does not capture ${body.capture}`);
+    if (body.status === 'complete' && (record.status !== 'ready' || body.capture)) fail('payment_not_ready', 'the caller has not finished keying');
     if (body.method) session!.setMethod(body.method);
-    if (body.capture) {
-      if (!record.fields.includes(body.capture)) throw new DeskError(422, 'field_not_captured', `this payment does not capture ${body.capture}`);
-      session!.recapture(body.capture);
-    }
-    if (body.status === 'complete') {
-      if (record.status !== 'ready') fail('payment_not_ready', 'the caller has not finished keying');
-      session!.submit();
-    }
+    if (body.capture) session!.recapture(body.capture);
+    if (body.status === 'complete') session!.submit();
     if (body.status === 'cancel') session!.cancel();
     this.#audit(actor, record.tenantId, 'payment.update', `payment:${paymentId}`, 'success', { ...(body.capture ? { capture: body.capture } : {}), ...(body.status ? { status: body.status } : {}), ...(body.method ? { method: body.method.kind } : {}) });
     return this.#store.payments.get(paymentId)!;
@@ -353,6 +389,11 @@ export class Desk extends TypedEmitter<DeskEvents> {
 
   csv(rows: readonly PaymentRecord[], header: 'en' | 'ja' = 'en'): string {
     return this.#store.payments.csv(rows, { header });
+  }
+
+  /** The newest stored event's id (0 when none). */
+  lastEventId(): number {
+    return this.#store.events.lastId();
   }
 
   /** Stored events after `id` that the principal may see (for a reconnecting stream). */

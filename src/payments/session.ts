@@ -246,7 +246,8 @@ export class PaymentSession extends TypedEmitter<PaymentSessionEvents> {
     const inflight = this.#inflight;
     // only a payment still being keyed ends with the call; a finished one keeps its result
     const active = this.activePaymentId;
-    if (capture) this.#wipe(capture.getSnapshot().context);
+    // a gateway call still running keeps its card until it returns (its finally wipes it)
+    if (capture && !inflight) this.#wipe(capture.getSnapshot().context);
     if (capture && !inflight && active !== undefined) {
       this.emit('event', { type: 'payment.cancelled', callId: this.callId, paymentId: active });
       this.#log({ paymentId: active, status: 'cancelled', reason: 'call-ended' }, 'payment ended');

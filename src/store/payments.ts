@@ -324,7 +324,9 @@ export const PAYMENT_CSV_COLUMNS: readonly CsvColumn[] = [
 
 /** RFC 4180 §2: a field with a comma, a quote or a line break is quoted, its quotes doubled. */
 export function csvField(value: string | number | null | undefined): string {
-  const s = value === null || value === undefined ? '' : String(value);
+  let s = value === null || value === undefined ? '' : String(value);
+  // a text cell a spreadsheet would run as a formula (OWASP "CSV injection") gets a leading '
+  if (typeof value === 'string' && /^[=+\-@\t\r]/.test(s)) s = `'${s}`;
   return /[",\r\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
 }
 

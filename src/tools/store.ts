@@ -137,6 +137,8 @@ export async function resetDemoAgent(store: Store): Promise<{ username: string; 
   // 18 random bytes as base64url: 24 characters; a letter and a digit are added for the policy
   const password = `${randomBytes(18).toString('base64url')}a7`;
   const existing = store.users.byUsername(DEMO_AGENT_USERNAME);
+  // only the demo's own agent is reset: never an account of that name made for real use
+  if (existing && (existing.tenantId !== DEMO_TENANT_ID || existing.role !== 'agent')) throw new StoreInputError('username', `${DEMO_AGENT_USERNAME} exists and is not the demo tenant's agent; the demo login was not changed`);
   const user = existing ? await store.users.setPassword(existing.id, password) : await store.users.create({ tenantId: DEMO_TENANT_ID, username: DEMO_AGENT_USERNAME, role: 'agent', password });
   store.audit.append({ actorType: 'system', actorId: null, tenantId: DEMO_TENANT_ID, action: existing ? 'user.password' : 'user.create', resource: `user:${user.id}`, outcome: 'success', origin: CLI_ORIGIN, details: { username: DEMO_AGENT_USERNAME, demo: true } });
   return { username: DEMO_AGENT_USERNAME, password };

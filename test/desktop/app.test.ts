@@ -81,7 +81,16 @@ describe('logins', () => {
     expect((await c.post('/v1/calls/hp_x/claim')).status).toBe(403);
     c.csrf = csrf;
     expect((await c.post('/v1/calls/hp_x/claim')).status).toBe(404); // past CSRF: no such call
+    // an open event stream ends with the login; one resuming past the newest id (a restored
+    // store) starts at the newest instead of waiting for ids it will never see
+    const stream = await c.events();
+    const ahead = await c.events(1_000_000_000);
+    const next = world.hushpay.store.events.lastId() + 1;
+    (world.hushpay.desk as unknown as { emit(name: 'event', e: object): void }).emit('event', { id: next, at: new Date().toISOString(), type: 'call.assigned', tenantId: 'acme', callId: 'hp_any', paymentId: null, agentUserId: world.users.agentB, data: {} });
+    expect((await ahead.waitFor((e) => e.id === next, 2_000)).type).toBe('call.assigned');
     expect((await c.post('/v1/auth/logout')).status).toBe(204);
+    expect(await stream.closed).toBe(4401);
+    expect(await ahead.closed).toBe(4401);
     c.cookie = c.cookie ?? '';
     expect((await c.get('/v1/auth/me')).status).toBe(401);
   });
@@ -171,6 +180,10 @@ describe('who may see what', () => {
     }
     // globex's key cannot start a payment on acme's call either
     expect((await new Client(world.base, { apiKey: globexKey }).post(`/v1/calls/${acme.call.id}/payments`, { idempotencyKey: 'x', amount: 1, currency: 'JPY' })).status).toBe(404);
+    // while it runs: no second payment (and the running one stays the call's), no change of agent
+    expect((await aiko.post(`/v1/calls/${acme.call.id}/payments`, { idempotencyKey: 'order-2', amount: 5000, currency: 'JPY' })).json.error.code).toBe('payment_in_progress');
+    expect(((await aiko.get('/v1/calls')).json.calls as { paymentId: string }[])[0]!.paymentId).toBe(paymentId);
+    expect((await sato.post(`/v1/calls/${acme.call.id}/assign`, { userId: world.users.agentB })).json.error.code).toBe('payment_in_progress');
     expect((await aiko.post(`/v1/payments/${paymentId}`, { status: 'cancel' })).status).toBe(202);
     await Promise.all([acme.ended, globex.ended]);
   }, 20_000);
@@ -277,6 +290,9 @@ describe('a payment through the API', () => {
       // acme has no webhook secret to sign a status callback with
       ['POST', `/v1/calls/${call.id}/payments`, { idempotencyKey: 'a', amount: 5, currency: 'JPY', statusCallback: 'https://crm.example/cb' }, 422, 'status_callback_unsigned'],
       ['POST', `/v1/calls/${call.id}/payments`, { idempotencyKey: 'a', amount: 5, currency: 'JPY', statusCallback: 'file:///etc/passwd' }, 400, 'invalid_request'],
+      // a card number pasted into the merchant's own fields
+      ['POST', `/v1/calls/${call.id}/payments`, { idempotencyKey: 'a', amount: 5, currency: 'JPY', orderId: '4111111111111111' }, 422, 'card_number_in_field'],
+      ['POST', `/v1/calls/${call.id}/payments`, { idempotencyKey: 'key 4111 1111 1111 1111', amount: 5, currency: 'JPY' }, 422, 'card_number_in_field'],
       ['POST', `/v1/calls/${call.id}/payments`, '{"idempotencyKey": ', 400, 'bad_request'],
       ['POST', '/v1/calls/hp_nope/payments', { idempotencyKey: 'a', amount: 5, currency: 'JPY' }, 404, 'call_not_found'],
       ['POST', '/v1/calls/..%2f..%2fetc/payments', { idempotencyKey: 'a', amount: 5, currency: 'JPY' }, 400, 'invalid_request'],

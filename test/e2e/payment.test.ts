@@ -131,6 +131,9 @@ describe('a caller pays during a call, end to end', () => {
 
       // the agent takes the call and starts the payment through the API
       expect((await desk.post(`/v1/calls/${call.id}/claim`)).status).toBe(200);
+      // a status callback only on the tenant's webhook origin: hushpay posts nowhere else
+      const elsewhere = await desk.post(`/v1/calls/${call.id}/payments`, { idempotencyKey: `probe-${dtmf}`, amount: 1, currency: 'JPY', statusCallback: 'http://169.254.169.254/latest/meta-data' });
+      expect([elsewhere.status, elsewhere.json.error.code]).toEqual([422, 'status_callback_not_allowed']);
       const started = await desk.post(`/v1/calls/${call.id}/payments`, { idempotencyKey: `order-${dtmf}`, amount: 4_800, currency: 'JPY', statusCallback: `${new URL(receiver.url).origin}/status?order=${dtmf}` });
       expect(started.status).toBe(201);
       const paymentId = started.json.id as string;

@@ -207,5 +207,10 @@ describe('payments CSV', () => {
     expect(csvField(0)).toBe('0');
     expect(csvField('plain')).toBe('plain');
     expect(csvField('a\nb')).toBe('"a\nb"');
+    // formulas are not run by a spreadsheet opening the export
+    expect(csvField('=HYPERLINK("http://x")')).toBe(`"'=HYPERLINK(""http://x"")"`);
+    expect(csvField('-1+2')).toBe("'-1+2");
+    expect(csvField('@SUM(A1)')).toBe("'@SUM(A1)");
+    expect(csvField(-5)).toBe('-5');
   });
 });

@@ -176,8 +176,10 @@ async function showDesk(user, token) {
   $('#desk').hidden = false;
   $('#logout').hidden = false;
   $('#who').textContent = `${user.username} (${user.role})`;
+  // a link (a CRM's screen pop) only fills in the call: taking it is the agent's click, so a
+  // link cannot make anyone take a call from its agent
   const asked = params.get('call');
-  if (asked) await claim(asked).catch((e) => ($('#claim-error').textContent = say('claim', e)));
+  if (asked) $('#claim').elements.namedItem('callId').value = asked;
   connect();
   await requestSync();
 }
