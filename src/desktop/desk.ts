@@ -58,6 +58,8 @@ export interface PaymentRecord {
 
 /** What the desk needs of the store (src/store/ provides it). */
 export interface DeskStore {
+  /** Runs `fn` as one write: everything it stores, or nothing. */
+  transaction<T>(fn: () => T): T;
   readonly users: { get(id: string): { readonly tenantId: string | null; readonly disabled: boolean } | undefined };
   readonly payments: {
     create(p: { id: string; tenantId: string; callId: string; agentUserId: string | null; operation: PaymentOperation; amount?: { value: number; currency: string }; method?: PaymentMethod; orderId: string; idempotencyKey: string; fields: string[]; statusCallback?: string }): PaymentRecord;
@@ -426,14 +428,17 @@ export class Desk extends TypedEmitter<DeskEvents> {
   #payment(live: LiveCall, e: PaymentEvent): void {
     const paymentId = e.paymentId;
     const { type, callId: _callId, paymentId: _paymentId, ...data } = e;
-    const record = this.#record(paymentId, e);
     if (e.type !== 'payment.refused' && (e.type === 'payment.completed' || e.type === 'payment.failed' || e.type === 'payment.cancelled')) live.paymentId = null;
-    const event = this.#publish(live, paymentId, type, data);
-    // the payment's own status callback gets every event of it, progress included
-    if (record?.statusCallback) {
-      this.#store.webhooks.enqueue({ tenantId: event.tenantId, type, payload: { id: event.id, type, at: event.at, callId: event.callId, paymentId, data }, url: record.statusCallback });
-      this.emit('callback', event.tenantId);
-    }
+    // the record, the event and its outbox rows are one write: all of them, or none
+    const { event, callback } = this.#store.transaction(() => {
+      const record = this.#record(paymentId, e);
+      const stored = this.#keep(live, paymentId, type, data);
+      // the payment's own status callback gets every event of it, progress included
+      if (record?.statusCallback) this.#store.webhooks.enqueue({ tenantId: stored.tenantId, type, payload: { id: stored.id, type, at: stored.at, callId: stored.callId, paymentId, data }, url: record.statusCallback });
+      return { event: stored, callback: record?.statusCallback !== null && record?.statusCallback !== undefined };
+    });
+    this.emit('event', event);
+    if (callback) this.emit('callback', event.tenantId);
   }
 
   /** Keeps the payment's record in step with its events; returns it as it was before. */
@@ -460,11 +465,17 @@ export class Desk extends TypedEmitter<DeskEvents> {
   }
 
   #publish(live: LiveCall, paymentId: string | null, type: string, data: object): DeskEvent {
+    const event = this.#store.transaction(() => this.#keep(live, paymentId, type, data));
+    this.emit('event', event);
+    return event;
+  }
+
+  /** Stores an event and its webhook message (inside the caller's transaction). */
+  #keep(live: LiveCall, paymentId: string | null, type: string, data: object): DeskEvent {
     const tenantId = live.call.tenant.id;
     const stored = this.#store.events.append({ tenantId, callId: live.call.id, agentUserId: live.agentUserId, paymentId, type, payload: data });
     const event: DeskEvent = { id: stored.id, at: stored.at, type, tenantId, callId: live.call.id, paymentId, agentUserId: live.agentUserId, data };
     if (this.#webhooks(tenantId, type)) this.#store.webhooks.enqueue({ tenantId, type, payload: { id: event.id, type, at: event.at, callId: event.callId, paymentId, data } });
-    this.emit('event', event);
     return event;
   }
 
