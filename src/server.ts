@@ -97,8 +97,20 @@ export async function startHushpay(config: HushpayConfig, deps: StartDeps = {}):
   // the web side's certificate is read and checked before anything listens
   const https = config.http.tls ? await readTlsFiles(config.http.tls, 'http.tls') : undefined;
   const tenants = new TenantPaymentsRegistry(config.tenants, clock, deps.env ?? process.env);
-  const store = Store.open(join(config.dataDir, Store.DEFAULT_FILE), { clock });
-  auditConfig(store, config);
+  let store: Store;
+  try {
+    store = Store.open(join(config.dataDir, Store.DEFAULT_FILE), { clock });
+  } catch (err) {
+    await tenants.close();
+    throw err;
+  }
+  try {
+    auditConfig(store, config);
+  } catch (err) {
+    store.close();
+    await tenants.close();
+    throw err;
+  }
   // if a later part fails to start, the parts made so far are closed, newest first
   const undo: (() => Promise<void> | void)[] = [() => store.close(), () => tenants.close()];
   const unwind = async (): Promise<void> => {
