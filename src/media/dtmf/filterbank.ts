@@ -97,9 +97,14 @@ const RENORMALISE_EVERY = 64;
  */
 export class FilterBank {
   readonly history: number;
-  /** Phasors, [slot * BIN_COUNT + bin]. */
-  readonly re: Float64Array;
-  readonly im: Float64Array;
+  /**
+   * Phasors, [slot * BIN_COUNT + bin], kept as 32-bit floats: the history is most of a call's
+   * engine memory (64 slots × 56 bins × 2), and a 24-bit mantissa is far finer than any
+   * threshold here. The sliding sums add and later subtract the same stored values, so the
+   * rounding does not accumulate.
+   */
+  readonly re: Float32Array;
+  readonly im: Float32Array;
   /** Energy (sum of squares) of each sub-block, by slot. */
   readonly energy: Float64Array;
   /** Number of sub-blocks analysed so far; the newest is `count - 1`. */
@@ -116,8 +121,8 @@ export class FilterBank {
 
   constructor(history: number) {
     this.history = history;
-    this.re = new Float64Array(history * BIN_COUNT);
-    this.im = new Float64Array(history * BIN_COUNT);
+    this.re = new Float32Array(history * BIN_COUNT);
+    this.im = new Float32Array(history * BIN_COUNT);
     this.energy = new Float64Array(history);
   }
 
