@@ -85,6 +85,9 @@ const PING_MS = 25_000;
 const RECHECK_MS = 1_000;
 /** Stored events read at a time when a stream resumes. */
 const REPLAY_PAGE = 1000;
+/** A resuming stream waits while more than this is queued for its client, checking every REPLAY_WAIT_MS. */
+const REPLAY_MAX_BUFFERED_BYTES = 1024 * 1024;
+const REPLAY_WAIT_MS = 20;
 
 // ---------------------------------------------------------------------------------------------
 // schemas
@@ -484,23 +487,26 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
         streamsOf.set(w.token, set);
       }
       desk.on('event', onEvent);
-      try {
-        // live events are held while the stored ones after `after` are sent, page by page until
-        // none is left, so none is missed or doubled
+      // live events are held while the stored ones after `after` are sent, page by page until
+      // none is left, so none is missed or doubled. Between pages the event loop (which also
+      // relays the calls' media) runs, and a client that reads slowly is waited for.
+      const replay = async (): Promise<void> => {
         if (Number.isFinite(last)) {
           for (;;) {
             const page = desk.eventsAfter(principal, last, REPLAY_PAGE);
             for (const e of page) send(e);
             if (page.length < REPLAY_PAGE || ended) break;
+            await new Promise<void>((resolve) => setImmediate(resolve));
+            while (!ended && socket.bufferedAmount > REPLAY_MAX_BUFFERED_BYTES) await new Promise<void>((resolve) => clock.setTimeout(resolve, REPLAY_WAIT_MS));
           }
         } else last = desk.lastEventId();
         replaying = false;
         for (const e of pending.splice(0)) send(e);
-      } catch (err) {
+      };
+      replay().catch((err: unknown) => {
         deps.logger.error({ err: { name: (err as Error).name } }, 'event stream replay failed');
         end(1011, 'replay failed');
-        return;
-      }
+      });
       const keepAlive = (): void => {
         ping = clock.setTimeout(() => {
           if (!stillAllowed()) return;
