@@ -30,6 +30,8 @@ import type { SignalingPort } from './sip/port.ts';
 import { Store } from './store/index.ts';
 import { readTlsFiles } from './tls.ts';
 import { WebhookDispatcher } from './webhooks/dispatcher.ts';
+import { WebhookSecretError } from './webhooks/errors.ts';
+import { parseSecret } from './webhooks/signature.ts';
 
 /** How long desktop events are kept for a reconnecting page (and how often old ones go). */
 const EVENT_RETENTION_MS = 7 * 24 * 3_600_000;
@@ -81,7 +83,13 @@ function webhookEndpoints(tenants: readonly TenantConfig[], env: NodeJS.ProcessE
     if (!t.webhooks) continue;
     const secret = env[t.webhooks.secretEnv];
     if (!secret) throw new ConfigError(`tenants[${i}].webhooks.secretEnv`, `names the environment variable ${t.webhooks.secretEnv}, which is not set`);
-    if (!/^whsec_[A-Za-z0-9+/]+={0,2}$/.test(secret)) throw new ConfigError(`tenants[${i}].webhooks.secretEnv`, `${t.webhooks.secretEnv} must hold a whsec_ secret (whsec_ and base64)`);
+    try {
+      parseSecret(secret);
+    } catch (err) {
+      // the signer's own check, so a secret it would refuse stops the start instead of every delivery
+      if (!(err instanceof WebhookSecretError)) throw err;
+      throw new ConfigError(`tenants[${i}].webhooks.secretEnv`, `${t.webhooks.secretEnv} must hold a whsec_ secret: it ${err.reason}`);
+    }
     out.set(t.id, { url: t.webhooks.url, secrets: [secret], events: t.webhooks.events });
   }
   return out;
@@ -165,10 +173,7 @@ export async function startHushpay(config: HushpayConfig, deps: StartDeps = {}):
       onAttempt: (outcome) => metrics.webhookDeliveries.inc(outcome),
     });
     undo.push(() => dispatcher.close());
-    desk.on('event', (e) => {
-      if (wantsWebhook(e.tenantId, e.type)) dispatcher.kick();
-    });
-    desk.on('callback', () => dispatcher.kick());
+    desk.on('queued', () => dispatcher.kick());
     dispatcher.start();
 
     const app = await buildApp({ desk, auth: store, metrics, clock, logger, frameAncestors: config.http.frameAncestors, ...(https ? { https: { cert: https.cert, key: https.key } } : {}) });

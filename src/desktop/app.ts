@@ -19,6 +19,7 @@ import { readFileSync } from 'node:fs';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import websocket from '@fastify/websocket';
 import type { Clock, TimerHandle } from '../clock.ts';
+import type { PaymentMethod } from '../payments/gateway.ts';
 import type { Logger } from '../log.ts';
 import { CAPTURE_FIELDS } from '../../flows/capture.machine.ts';
 import { type Actor, type Desk, DeskError, type DeskEvent, type Principal, type Role } from './desk.ts';
@@ -112,7 +113,7 @@ const paymentSchema = {
     id: { type: 'string' },
     callId: { type: 'string' },
     tenantId: { type: 'string' },
-    status: { type: 'string', enum: ['capturing', 'ready', 'authorizing', 'approved', 'declined', 'error', 'failed', 'cancelled', 'refused'] },
+    status: { type: 'string', enum: [...PAYMENT_STATUSES] },
     operation: { type: 'string' },
     amount: { type: ['object', 'null'], properties: { value: { type: 'integer' }, currency: { type: 'string' } } },
     method: { type: ['object', 'null'], properties: { kind: { type: 'string' }, count: { type: 'integer' } } },
@@ -136,6 +137,14 @@ const callSchema = {
 const userSchema = { type: 'object', properties: { id: { type: 'string' }, username: { type: 'string' }, role: { type: 'string' }, tenantId: { type: ['string', 'null'] } } } as const;
 const idParam = (name: string) => ({ type: 'object', properties: { [name]: { type: 'string', pattern: '^[A-Za-z0-9_-]{1,64}$' } }, required: [name] }) as const;
 const errors = { 400: errorSchema, 401: errorSchema, 403: errorSchema, 404: errorSchema, 409: errorSchema, 422: errorSchema, 429: errorSchema } as const;
+
+/** A request's payment method as the desk takes it; instalments need their count (2 or more). */
+function methodOf(body: { kind: PaymentMethod['kind']; count?: number } | undefined): PaymentMethod | undefined {
+  if (!body) return undefined;
+  if (body.kind !== 'installments') return { kind: body.kind };
+  if (body.count === undefined || body.count < 2) throw new DeskError(422, 'installments_count_required', 'instalments need a count of 2 or more');
+  return { kind: 'installments', count: body.count };
+}
 
 // ---------------------------------------------------------------------------------------------
 // the app
@@ -350,8 +359,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     },
     async (req, reply) => {
       const body = req.body as { idempotencyKey: string; operation: 'sale' | 'authorize' | 'verify' | 'store'; amount?: number; currency?: string; method?: { kind: 'lump' | 'installments' | 'bonus-lump' | 'revolving'; count?: number }; fields?: (typeof CAPTURE_FIELDS)[number][]; tokenType?: string; memberId?: string; orderId?: string; statusCallback?: string };
-      const method = body.method ? (body.method.kind === 'installments' ? { kind: 'installments' as const, count: body.method.count ?? 0 } : { kind: body.method.kind }) : undefined;
-      if (method?.kind === 'installments' && !(method.count >= 2)) throw new DeskError(422, 'installments_count_required', 'instalments need a count of 2 or more');
+      const method = methodOf(body.method);
       const operation = body.tokenType === 'reusable' && body.operation === 'verify' ? 'store' : body.operation;
       const { record, created } = desk.startPayment(actorOf(req), (req.params as { callId: string }).callId, {
         idempotencyKey: body.idempotencyKey,
@@ -387,7 +395,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     },
     async (req, reply) => {
       const body = req.body as { capture?: (typeof CAPTURE_FIELDS)[number]; status?: 'complete' | 'cancel'; method?: { kind: 'lump' | 'installments' | 'bonus-lump' | 'revolving'; count?: number } };
-      const method = body.method ? (body.method.kind === 'installments' ? { kind: 'installments' as const, count: body.method.count ?? 0 } : { kind: body.method.kind }) : undefined;
+      const method = methodOf(body.method);
       const record = desk.updatePayment(actorOf(req), (req.params as { paymentId: string }).paymentId, { ...(body.capture ? { capture: body.capture } : {}), ...(body.status ? { status: body.status } : {}), ...(method ? { method } : {}) });
       return reply.code(202).send(record);
     },

@@ -18,6 +18,8 @@ import { TypedEmitter } from '../events.ts';
 import type { Logger } from '../log.ts';
 import type { PaymentMethod } from '../payments/gateway.ts';
 import type { PaymentEvent, PaymentOperation, PublicResult } from '../payments/session.ts';
+import { holdsCardNumber } from '../payments/card.ts';
+import type { PaymentRecord, PaymentStatus } from '../store/payments.ts';
 
 export type Role = 'agent' | 'supervisor' | 'admin';
 
@@ -31,30 +33,7 @@ export interface Actor {
   readonly origin: string;
 }
 
-export type PaymentStatus = 'capturing' | 'ready' | 'authorizing' | 'approved' | 'declined' | 'error' | 'failed' | 'cancelled' | 'refused';
-
-export interface PaymentRecord {
-  readonly id: string;
-  readonly tenantId: string;
-  readonly callId: string;
-  readonly agentUserId: string | null;
-  readonly operation: PaymentOperation;
-  readonly amount: { readonly value: number; readonly currency: string } | null;
-  readonly method: PaymentMethod | null;
-  readonly orderId: string;
-  readonly idempotencyKey: string;
-  readonly fields: readonly string[];
-  readonly status: PaymentStatus;
-  readonly brand: string | null;
-  readonly last4: string | null;
-  readonly progress: Readonly<Record<string, { entered: number; expected: number; valid?: boolean }>>;
-  readonly result: PublicResult | null;
-  readonly failure: string | null;
-  readonly error: string | null;
-  readonly statusCallback: string | null;
-  readonly createdAt: string;
-  readonly updatedAt: string;
-}
+export type { PaymentRecord, PaymentStatus };
 
 /** What the desk needs of the store (src/store/ provides it). */
 export interface DeskStore {
@@ -107,25 +86,6 @@ export interface CallView {
   readonly paymentId: string | null;
 }
 
-/**
- * Whether a merchant's text holds what looks like a card number: a run of 14–19 digits
- * (spaces or dashes allowed between them) starting 2–6, as the brands' numbers do, that passes
- * the Luhn check. (A millisecond timestamp starts with 1: order numbers like it pass.)
- */
-export function holdsCardNumber(text: string): boolean {
-  for (const m of text.matchAll(/(?<!\d)[2-6](?:[ -]?\d){13,18}(?!\d)/g)) {
-    const digits = m[0].replace(/[ -]/g, '');
-    let sum = 0;
-    for (let i = 0; i < digits.length; i++) {
-      let d = digits.charCodeAt(digits.length - 1 - i) - 48;
-      if (i % 2 === 1) d = d * 2 > 9 ? d * 2 - 9 : d * 2;
-      sum += d;
-    }
-    if (sum % 10 === 0) return true;
-  }
-  return false;
-}
-
 export class DeskError extends Error {
   readonly status: number;
   readonly code: string;
@@ -167,8 +127,8 @@ export type WebhookFilter = (tenantId: string, type: string) => boolean;
 
 interface DeskEvents extends Record<string, unknown[]> {
   event: [DeskEvent];
-  /** A status callback was queued for this tenant (the dispatcher delivers it now). */
-  callback: [string];
+  /** A webhook message (the tenant's, or a payment's status callback) was queued: deliver it now. */
+  queued: [];
 }
 
 const FINAL_STATUSES: ReadonlySet<PaymentStatus> = new Set(['approved', 'declined', 'error', 'failed', 'cancelled', 'refused']);
@@ -430,15 +390,8 @@ export class Desk extends TypedEmitter<DeskEvents> {
     const { type, callId: _callId, paymentId: _paymentId, ...data } = e;
     if (e.type !== 'payment.refused' && (e.type === 'payment.completed' || e.type === 'payment.failed' || e.type === 'payment.cancelled')) live.paymentId = null;
     // the record, the event and its outbox rows are one write: all of them, or none
-    const { event, callback } = this.#store.transaction(() => {
-      const record = this.#record(paymentId, e);
-      const stored = this.#keep(live, paymentId, type, data);
-      // the payment's own status callback gets every event of it, progress included
-      if (record?.statusCallback) this.#store.webhooks.enqueue({ tenantId: stored.tenantId, type, payload: { id: stored.id, type, at: stored.at, callId: stored.callId, paymentId, data }, url: record.statusCallback });
-      return { event: stored, callback: record?.statusCallback !== null && record?.statusCallback !== undefined };
-    });
-    this.emit('event', event);
-    if (callback) this.emit('callback', event.tenantId);
+    const { event, queued } = this.#store.transaction(() => this.#keep(live, paymentId, type, data, this.#record(paymentId, e)?.statusCallback ?? null));
+    this.#announce(event, queued);
   }
 
   /** Keeps the payment's record in step with its events; returns it as it was before. */
@@ -464,19 +417,31 @@ export class Desk extends TypedEmitter<DeskEvents> {
     return record;
   }
 
-  #publish(live: LiveCall, paymentId: string | null, type: string, data: object): DeskEvent {
-    const event = this.#store.transaction(() => this.#keep(live, paymentId, type, data));
-    this.emit('event', event);
-    return event;
+  #publish(live: LiveCall, paymentId: string | null, type: string, data: object): void {
+    const { event, queued } = this.#store.transaction(() => this.#keep(live, paymentId, type, data, null));
+    this.#announce(event, queued);
   }
 
-  /** Stores an event and its webhook message (inside the caller's transaction). */
-  #keep(live: LiveCall, paymentId: string | null, type: string, data: object): DeskEvent {
+  /** After the commit: the event to the streams, and the dispatcher woken if anything was queued. */
+  #announce(event: DeskEvent, queued: boolean): void {
+    this.emit('event', event);
+    if (queued) this.emit('queued');
+  }
+
+  /**
+   * Stores an event and its webhook messages (inside the caller's transaction): the tenant's, if
+   * its webhooks take this type, and the payment's status callback, which takes every one.
+   */
+  #keep(live: LiveCall, paymentId: string | null, type: string, data: object, statusCallback: string | null): { event: DeskEvent; queued: boolean } {
     const tenantId = live.call.tenant.id;
     const stored = this.#store.events.append({ tenantId, callId: live.call.id, agentUserId: live.agentUserId, paymentId, type, payload: data });
     const event: DeskEvent = { id: stored.id, at: stored.at, type, tenantId, callId: live.call.id, paymentId, agentUserId: live.agentUserId, data };
-    if (this.#webhooks(tenantId, type)) this.#store.webhooks.enqueue({ tenantId, type, payload: { id: event.id, type, at: event.at, callId: event.callId, paymentId, data } });
-    return event;
+    const payload = { id: event.id, type, at: event.at, callId: event.callId, paymentId, data };
+    const toTenant = this.#webhooks(tenantId, type);
+    if (toTenant) this.#store.webhooks.enqueue({ tenantId, type, payload });
+    const toCallback = statusCallback !== null && statusCallback !== '';
+    if (toCallback) this.#store.webhooks.enqueue({ tenantId, type, payload, url: statusCallback });
+    return { event, queued: toTenant || toCallback };
   }
 
   #audit(actor: Actor, tenantId: string | null, action: string, resource: string, outcome: 'success' | 'failure', details: object): void {

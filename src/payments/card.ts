@@ -9,7 +9,7 @@
  * Errors use Twilio `<Pay>`'s names, so integrators meet a vocabulary they know.
  */
 
-import type { CardDigits } from './digits.ts';
+import { type CardDigits, luhnValid } from './digits.ts';
 
 export const CARD_BRANDS = ['visa', 'mastercard', 'amex', 'jcb', 'diners', 'discover', 'unionpay'] as const;
 export type CardBrand = (typeof CARD_BRANDS)[number];
@@ -147,4 +147,17 @@ export function maskedPan(pan: CardDigits, complete: boolean): string | undefine
   const hidden = pan.length - 4;
   const dots = '•'.repeat(hidden).replace(/(.{4})/g, '$1 ').trimEnd();
   return `${dots} ${last}`;
+}
+
+/**
+ * Whether a merchant's text (an order id, a member id) holds what looks like a card number: a
+ * run of 14–19 digits (spaces or dashes allowed between them) starting 2–6, as the brands'
+ * numbers do, that passes the Luhn check. (A millisecond timestamp starts with 1: order numbers
+ * like it pass.)
+ */
+export function holdsCardNumber(text: string): boolean {
+  for (const m of text.matchAll(/(?<!\d)[2-6](?:[ -]?\d){13,18}(?!\d)/g)) {
+    if (luhnValid(Array.from(m[0].replace(/[ -]/g, ''), (c) => c.charCodeAt(0) - 48))) return true;
+  }
+  return false;
 }

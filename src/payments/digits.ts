@@ -19,6 +19,22 @@ import { InvalidStateError } from '../errors.ts';
 /** The longest PAN (ISO/IEC 7812: 19 digits). */
 export const MAX_CARD_DIGITS = 19;
 
+/** ISO/IEC 7812 Luhn (mod 10) check over digits 0–9, most significant first; false when empty. */
+export function luhnValid(digits: ArrayLike<number>): boolean {
+  const n = digits.length;
+  if (n === 0) return false;
+  let sum = 0;
+  for (let i = 0; i < n; i++) {
+    let d = digits[n - 1 - i]!;
+    if (i % 2 === 1) {
+      d *= 2;
+      if (d > 9) d -= 9;
+    }
+    sum += d;
+  }
+  return sum % 10 === 0;
+}
+
 export class CardDigits {
   static readonly EMPTY = new CardDigits(new Uint8Array(0));
 
@@ -73,18 +89,7 @@ export class CardDigits {
   /** ISO/IEC 7812 Luhn (mod 10) check over every digit. */
   luhnValid(): boolean {
     this.#check();
-    const n = this.#bytes.length;
-    if (n === 0) return false;
-    let sum = 0;
-    for (let i = 0; i < n; i++) {
-      let d = this.#bytes[n - 1 - i]!;
-      if (i % 2 === 1) {
-        d *= 2;
-        if (d > 9) d -= 9;
-      }
-      sum += d;
-    }
-    return sum % 10 === 0;
+    return luhnValid(this.#bytes);
   }
 
   /** The last four digits (PCI DSS 3.4.1 allows BIN and last four to be shown). */

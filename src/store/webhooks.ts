@@ -21,41 +21,10 @@ import type { Clock } from '../clock.ts';
 import { StoreConflictError, StoreInputError, StoreNotFoundError } from './errors.ts';
 import { toJsonObject } from './json.ts';
 import { type Row, checkLimit, int, intOrNull, isoFromMs, randomId, text, textOrNull, transaction } from './sql.ts';
+import type { AttemptRecord, OutboxMessage, WebhookOutbox } from '../webhooks/dispatcher.ts';
 
-// --- what the dispatcher depends on ----------------------------------------------------------
-
-export interface OutboxMessage {
-  readonly id: string;
-  readonly tenantId: string;
-  readonly type: string;
-  readonly body: string;
-  readonly attempts: number;
-  readonly createdAt: string;
-  /** Where to POST when not the tenant's endpoint (a payment's status callback). */
-  readonly url?: string | null;
-}
-
-export interface AttemptRecord {
-  /** Wall-clock ms when the attempt started. */
-  readonly atMs: number;
-  /** HTTP status, null when no response. */
-  readonly statusCode: number | null;
-  readonly durationMs: number;
-  /** Short reason, e.g. 'timeout', 'ECONNREFUSED', 'HTTP 500'. */
-  readonly error: string | null;
-  readonly outcome: 'delivered' | 'retry' | 'failed';
-  /** Wall ms of the next try when outcome is 'retry', else null. */
-  readonly nextAttemptAtMs: number | null;
-}
-
-export interface WebhookOutbox {
-  /** Pending rows with next_attempt_at_ms <= now, oldest first. */
-  due(nowWallMs: number, limit: number): OutboxMessage[];
-  /** One transaction: a webhook_deliveries row (attempt = attempts + 1), attempts bumped, status moved on. */
-  recordAttempt(id: string, attempt: AttemptRecord): void;
-}
-
-// --- the rest of the repository ---------------------------------------------------------------
+// the outbox the dispatcher depends on is its seam, defined beside it (src/webhooks/dispatcher.ts)
+export type { AttemptRecord, OutboxMessage, WebhookOutbox };
 
 export const WEBHOOK_STATUSES = ['pending', 'delivered', 'failed'] as const;
 export type WebhookStatus = (typeof WEBHOOK_STATUSES)[number];

@@ -49,16 +49,22 @@ export interface OutboxMessage {
 }
 
 export interface AttemptRecord {
+  /** Wall-clock ms when the attempt started. */
   readonly atMs: number;
+  /** HTTP status, null when no response. */
   readonly statusCode: number | null;
   readonly durationMs: number;
-  readonly error: string | null; // short reason: 'timeout', 'ECONNREFUSED', 'HTTP 500', 'no endpoint'
+  /** Short reason: 'timeout', 'ECONNREFUSED', 'HTTP 500', 'no endpoint'. */
+  readonly error: string | null;
   readonly outcome: 'delivered' | 'retry' | 'failed';
-  readonly nextAttemptAtMs: number | null; // wall ms of next try when outcome is 'retry'
+  /** Wall ms of the next try when outcome is 'retry', else null. */
+  readonly nextAttemptAtMs: number | null;
 }
 
 export interface WebhookOutbox {
+  /** Pending rows with next_attempt_at_ms <= now, oldest first. */
   due(nowWallMs: number, limit: number): OutboxMessage[];
+  /** One transaction: a webhook_deliveries row (attempt = attempts + 1), attempts bumped, status moved on. */
   recordAttempt(id: string, attempt: AttemptRecord): void;
 }
 

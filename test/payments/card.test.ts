@@ -1,7 +1,7 @@
 import { inspect } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { InvalidStateError } from '../../src/errors.ts';
-import { brandOf, checkExpiry, checkPan, checkSecurityCode, CARD_BRANDS, maskedPan, panComplete, securityCodeLength } from '../../src/payments/card.ts';
+import { brandOf, checkExpiry, checkPan, checkSecurityCode, CARD_BRANDS, holdsCardNumber, maskedPan, panComplete, securityCodeLength } from '../../src/payments/card.ts';
 import { CardDigits } from '../../src/payments/digits.ts';
 
 const digits = (s: string): CardDigits => CardDigits.of(s);
@@ -153,5 +153,12 @@ describe('expiry and security code', () => {
     expect(checkSecurityCode(digits('123'), 'amex')).toEqual({ ok: false, error: 'invalid-security-code' });
     expect(checkSecurityCode(digits('1234'), 'amex')).toEqual({ ok: true });
     expect(checkSecurityCode(digits('12'), 'jcb')).toEqual({ ok: false, error: 'invalid-security-code' });
+  });
+});
+
+describe('a card number in merchant text', () => {
+  it('is found when a 14–19 digit run starting 2–6 passes Luhn, spaced or not; timestamps and order numbers are not', () => {
+    for (const t of ['4111111111111111', 'order-4111 1111 1111 1111', '4111-1111-1111-1111', '378282246310005', 'x30569309025904y']) expect(holdsCardNumber(t), t).toBe(true);
+    for (const t of ['1700000000000', 'order-42', '4111111111111112', '12345678901234567890', '']) expect(holdsCardNumber(t), t).toBe(false);
   });
 });
