@@ -195,6 +195,19 @@ const scrub: Command = {
 // start
 // ---------------------------------------------------------------------------------------------
 
+/** Resolves at the first Ctrl-C (SIGINT) or SIGTERM, and stops listening for both. */
+function untilStopped(): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const stop = (): void => {
+      process.off('SIGINT', stop);
+      process.off('SIGTERM', stop);
+      resolve();
+    };
+    process.on('SIGINT', stop);
+    process.on('SIGTERM', stop);
+  });
+}
+
 const START_USAGE = `Usage: hushpay start [--config FILE] [--sip HOST:PORT] [--pbx SIP-URI] [--http HOST:PORT] [--data DIR]
 
 Starts hushpay: the SIP B2BUA between your trunk and your PBX, masking every DTMF digit the
@@ -264,15 +277,7 @@ const start: Command = {
       );
     }
     io.stdout([...lines, 'Ctrl-C stops.', ''].join('\n'));
-    await new Promise<void>((resolve) => {
-      const stop = (): void => {
-        process.off('SIGINT', stop);
-        process.off('SIGTERM', stop);
-        resolve();
-      };
-      process.on('SIGINT', stop);
-      process.on('SIGTERM', stop);
-    });
+    await untilStopped();
     io.stderr('hushpay: stopping\n');
     await hushpay.close();
     return EXIT_OK;
@@ -311,15 +316,7 @@ const sandboxGateway: Command = {
     const { systemClock } = await import('./clock.ts');
     const server = await startSandboxServer({ host: m[1]!.replace(/^\[|\]$/g, ''), port: Number(m[2]), clock: systemClock });
     io.stdout(`sandbox gateway listening on ${server.url}\nCtrl-C stops.\n`);
-    await new Promise<void>((resolve) => {
-      const stop = (): void => {
-        process.off('SIGINT', stop);
-        process.off('SIGTERM', stop);
-        resolve();
-      };
-      process.on('SIGINT', stop);
-      process.on('SIGTERM', stop);
-    });
+    await untilStopped();
     await server.close();
     return EXIT_OK;
   },

@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ProgressReporter, renderProgressBar } from '../src/tools/progress.ts';
 import { decodeMultimon, decodeSpandsp } from './support/referees.ts';
-import { freePort } from './support/hushpay.ts';
+import { freePort, type ProcessResult, run } from './support/hushpay.ts';
 import { DBM0_RMS, msToSamples, soxDtmf } from './support/soxgen.ts';
 
 const CLI = fileURLToPath(new URL('../src/cli.ts', import.meta.url));
@@ -24,22 +24,10 @@ function tempPath(name: string): string {
 
 // --- the CLI as a child process --------------------------------------------------------------
 
-interface CliRun {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
+type CliRun = ProcessResult;
 
 function runCli(args: readonly string[]): Promise<CliRun> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (s: string) => (stdout += s));
-    child.stderr.setEncoding('utf8').on('data', (s: string) => (stderr += s));
-    child.once('error', reject);
-    child.once('close', (code) => resolve({ code, stdout, stderr }));
-  });
+  return run(process.execPath, [CLI, ...args]);
 }
 
 function jsonLines(text: string): unknown[] {

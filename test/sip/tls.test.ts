@@ -15,11 +15,12 @@ import { FakeClock, systemClock } from '../../src/clock.ts';
 import { ConfigError } from '../../src/errors.ts';
 import { EmbeddedSipPort } from '../../src/sip/embedded.ts';
 import type { PortDialog } from '../../src/sip/port.ts';
-import { parseSipMessage, parseVia, SipHeaders, type SipMessage, type SipRequest, type SipResponse, tagOf } from '../../src/sip/message.ts';
-import type { SipAddress, SipTransport, TransportListener } from '../../src/sip/transport.ts';
+import { parseSipMessage, parseVia, type SipMessage, tagOf } from '../../src/sip/message.ts';
+import type { SipAddress } from '../../src/sip/transport.ts';
 import { SipStreamFramer, type SipTlsOptions, UdpTcpTransport, type UdpTcpTransportOptions } from '../../src/sip/transport-udp-tcp.ts';
 import { fuzzMessages } from '../support/sipFuzz.ts';
 import { hasOpenssl, makeTestCerts, type TestCerts } from './certs.ts';
+import { socketHandles, TinyUas, until } from './support.ts';
 
 const enc = new TextEncoder();
 const HOST = '127.0.0.1';
@@ -46,35 +47,7 @@ function request(method: string, opts: { callId?: string; cseq?: number; toTag?:
 
 const SDP = ['v=0', 'o=- 1 1 IN IP4 127.0.0.1', 's=-', 'c=IN IP4 127.0.0.1', 't=0 0', 'm=audio 40000 RTP/AVP 0', 'a=rtpmap:0 PCMU/8000', ''].join('\r\n');
 
-/** RFC 3261 §8.2.6: a response copies Via, From, To (adding a tag), Call-ID and CSeq. */
-function respond(req: SipRequest, status: number, reason: string): SipResponse {
-  const headers = new SipHeaders();
-  for (const f of req.headers.entries()) if (f.name === 'Via') headers.append('Via', f.value);
-  const to = req.headers.get('To')!;
-  headers.append('From', req.headers.get('From')!);
-  headers.append('To', tagOf(to) ? to : `${to};tag=uas1`);
-  headers.append('Call-ID', req.headers.get('Call-ID')!);
-  headers.append('CSeq', req.headers.get('CSeq')!);
-  return { kind: 'response', status, reason, headers, body: new Uint8Array(0) };
-}
-
 /** Answers OPTIONS with 200 and sends the 400s it is offered (test/sip/transport.test.ts's TinyUas). */
-class TinyUas implements TransportListener {
-  transport: SipTransport | undefined;
-  readonly messages: { message: SipMessage; from: SipAddress }[] = [];
-  readonly malformedSeen: { reason: string; from: SipAddress; reply: SipMessage | undefined }[] = [];
-
-  message(message: SipMessage, from: SipAddress): void {
-    this.messages.push({ message, from });
-    if (message.kind === 'request' && message.method === 'OPTIONS') this.transport?.send(respond(message, 200, 'OK'), from);
-  }
-
-  malformed(reason: string, from: SipAddress, reply: SipMessage | undefined): void {
-    this.malformedSeen.push({ reason, from, reply });
-    if (reply) this.transport?.send(reply, from);
-  }
-}
-
 const open: { close(): Promise<void> | void }[] = [];
 
 function tlsOptions(overrides: Partial<SipTlsOptions> = {}): SipTlsOptions {
@@ -87,15 +60,6 @@ async function listen(overrides: Partial<UdpTcpTransportOptions> = {}): Promise<
   uas.transport = transport;
   open.push(transport);
   return { transport, uas, tlsPort: transport.local.tls?.port ?? 0 };
-}
-
-/** Resolves when `predicate` holds, checking after every turn of the event loop. */
-async function until(predicate: () => boolean, what: string, timeoutMs = 3_000): Promise<void> {
-  const deadline = performance.now() + timeoutMs;
-  while (!predicate()) {
-    if (performance.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 1));
-  }
 }
 
 /** A SIP client over TLS (node:tls), verifying the server's certificate against the test CA. */
@@ -140,12 +104,6 @@ class TlsPeer {
       this.socket.destroy();
     });
   }
-}
-
-function socketHandles(): Record<string, number> {
-  const counts: Record<string, number> = {};
-  for (const r of process.getActiveResourcesInfo()) if (/UDP|TCP|TLS/.test(r)) counts[r] = (counts[r] ?? 0) + 1;
-  return counts;
 }
 
 let baseline: Record<string, number> = {};

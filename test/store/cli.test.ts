@@ -1,7 +1,6 @@
 // `hushpay audit verify`, `hushpay users add` and `hushpay apikeys add` as an operator runs
 // them: a real child process on a real store file in a temp dir.
 
-import { spawn } from 'node:child_process';
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
@@ -10,28 +9,16 @@ import { describe, expect, it } from 'vitest';
 import { FakeClock, systemClock } from '../../src/clock.ts';
 import { Store } from '../../src/store/index.ts';
 import { totpCode } from '../../src/store/totp.ts';
+import { type ProcessResult, run } from '../support/hushpay.ts';
 import { tempDir, track } from './support.ts';
 
 const CLI = fileURLToPath(new URL('../../src/cli.ts', import.meta.url));
 const PASSWORD = 'correct-horse-42-battery';
 
-interface CliRun {
-  readonly code: number | null;
-  readonly stdout: string;
-  readonly stderr: string;
-}
+type CliRun = ProcessResult;
 
 function hushpay(args: readonly string[], options: { cwd?: string; env?: Record<string, string>; stdin?: string } = {}): Promise<CliRun> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], { cwd: options.cwd, env: { ...process.env, ...options.env }, stdio: ['pipe', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (s: string) => (stdout += s));
-    child.stderr.setEncoding('utf8').on('data', (s: string) => (stderr += s));
-    child.once('error', reject);
-    child.once('close', (code) => resolve({ code, stdout, stderr }));
-    child.stdin.end(options.stdin ?? '');
-  });
+  return run(process.execPath, [CLI, ...args], { ...options, stdin: options.stdin ?? '' });
 }
 
 function openStore(dataDir: string): Store {
