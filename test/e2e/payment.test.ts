@@ -28,6 +28,7 @@ import { startTestHushpay } from '../support/hushpay.ts';
 import { decodeMultimon } from '../support/referees.ts';
 import { concatPcm, naturalSpeechFiles, readPcm16Wav } from '../support/corpus.ts';
 import { Receiver } from '../webhooks/receiver.ts';
+import { panSpellings } from '../support/cardData.ts';
 
 const CARD = '4111111111111111';
 const EXPIRY = '1230';
@@ -57,14 +58,7 @@ function speech(): Int16Array {
 
 /** Every spelling of the card number a file or a message might hold it in. */
 function cardForms(): { name: string; bytes: Buffer }[] {
-  const groups = CARD.match(/.{4}/g)!;
-  const texts = [CARD, groups.join(' '), groups.join('-'), CARD.slice(0, 12), CARD.slice(6), Buffer.from(CARD).toString('base64'), Buffer.from(CARD).toString('hex')];
-  return [
-    ...texts.map((t) => ({ name: `ascii ${t}`, bytes: Buffer.from(t, 'latin1') })),
-    ...[CARD, groups.join(' ')].map((t) => ({ name: `utf16 ${t}`, bytes: Buffer.from(t, 'utf16le') })),
-    // packed BCD, as card systems store numbers
-    { name: 'bcd', bytes: Buffer.from(CARD, 'hex') },
-  ];
+  return [...panSpellings(CARD)].map(([name, bytes]) => ({ name, bytes }));
 }
 
 /**

@@ -17,50 +17,17 @@ import { publicResult } from '../../src/payments/session.ts';
 import { StoreInputError } from '../../src/store/errors.ts';
 import { Store } from '../../src/store/index.ts';
 import { openTempStore, tempDir, track } from './support.ts';
+import { panSpellings, securityCodeSpellings } from '../support/cardData.ts';
 
 const CARDS = [
   { pan: '4111111111111111', securityCode: '737', expiry: { month: 12, year: 2030 } },
   { pan: '4242424242424242', securityCode: '737', expiry: { month: 3, year: 2031 } },
 ] as const;
 
-function utf16be(text: string): Buffer {
-  const le = Buffer.from(text, 'utf16le');
-  for (let i = 0; i + 1 < le.length; i += 2) [le[i], le[i + 1]] = [le[i + 1]!, le[i]!];
-  return le;
-}
-
-function int64be(value: bigint): Buffer {
-  const b = Buffer.alloc(8);
-  b.writeBigInt64BE(value);
-  return b;
-}
-
-function float64be(value: number): Buffer {
-  const b = Buffer.alloc(8);
-  b.writeDoubleBE(value);
-  return b;
-}
-
 /** Every byte spelling of a card's data we look for, by name. */
 function patterns(card: (typeof CARDS)[number]): Map<string, Buffer> {
-  const { pan, securityCode } = card;
-  const groups = pan.match(/.{4}/g)!;
-  const spellings = new Map<string, Buffer>([
-    ['PAN plain', Buffer.from(pan)],
-    ['PAN spaced', Buffer.from(groups.join(' '))],
-    ['PAN dashed', Buffer.from(groups.join('-'))],
-    ['PAN UTF-16LE', Buffer.from(pan, 'utf16le')],
-    ['PAN UTF-16BE', utf16be(pan)],
-    ['PAN spaced UTF-16LE', Buffer.from(groups.join(' '), 'utf16le')],
-    ['PAN as a 64-bit integer', int64be(BigInt(pan))],
-    ['PAN as a double', float64be(Number(pan))],
-    ['PAN middle digits (BIN excluded)', Buffer.from(pan.slice(6, 12))],
-    ['security code quoted', Buffer.from(`"${securityCode}"`)],
-    ['security code as a JSON value', Buffer.from(`:${securityCode}`)],
-    ['security code as a form value', Buffer.from(`=${securityCode}`)],
-    ['security code quoted UTF-16LE', Buffer.from(`"${securityCode}"`, 'utf16le')],
-  ]);
-  return new Map([...spellings].map(([name, bytes]) => [`${pan.slice(0, 4)}…: ${name}`, bytes]));
+  const spellings = new Map([...panSpellings(card.pan), ...securityCodeSpellings(card.securityCode)]);
+  return new Map([...spellings].map(([name, bytes]) => [`${card.pan.slice(0, 4)}…: ${name}`, bytes]));
 }
 
 const ALL_PATTERNS = new Map(CARDS.flatMap((c) => [...patterns(c)]));
